@@ -1,0 +1,38 @@
+# Two commands do all the set-up:  `make repro`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install repro test lint bench clean
+
+# (Re)create .venv and install the project with its dev + notebook extras.
+# Reruns whenever pyproject.toml or constraints.txt change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,notebooks]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Reproduce every result and figure on the default (CPU-sized) params.yaml.
+repro: install
+	$(BIN)/python -m pipeline.check_params params.yaml
+	$(BIN)/dvc repro
+
+# The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).
+test: install
+	$(BIN)/python -m pytest -n 2 --nbmake tests notebooks
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/stablegrad_overhead.py
+	$(BIN)/python benchmarks/pinn_vs_deepxde.py
+	$(BIN)/python benchmarks/cnn_step_overhead.py
+
+clean:
+	rm -rf $(VENV)

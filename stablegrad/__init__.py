@@ -1,0 +1,27 @@
+"""StableGrad: optimizer-level backward scale control without BatchNorm.
+
+    from stablegrad import StableGrad, rescale_
+    opt = StableGrad(torch.optim.AdamW(model.parameters(), lr=1e-3), model)   # a torch.optim.Optimizer
+    ...
+    loss.backward(); opt.step(); opt.zero_grad()
+
+or, functionally, right after ``loss.backward()``:  ``rescale_(model)``.
+"""
+from .init import init_activation_aware_
+from .layers import Layer, find_layers
+from .optimizer import StableGrad
+from .options import Options
+from .recorder import GradScaleRecorder
+from .rescale import layer_grad_stats, rescale_
+
+__all__ = [
+    "StableGrad",
+    "rescale_",
+    "init_activation_aware_",
+    "GradScaleRecorder",
+    "layer_grad_stats",
+    "find_layers",
+    "Layer",
+    "Options",
+]
+__version__ = "0.1.0"

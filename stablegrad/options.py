@@ -1,0 +1,52 @@
+"""The options of StableGrad, with their defaults and their validation (one place for both)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+REFERENCES = ("last", "output")
+STATISTICS = ("std", "rms")
+BIAS_MODES = ("shared", "own", "none")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the rescale computes. For each layer l (see ``stablegrad.layers``)::
+
+        g_l  <-  g_l * sigma_ref / stat(g_l)      if stat(g_l) > eps and sigma_ref > eps, both finite
+        g_l  <-  g_l                               otherwise (zero, tiny or non-finite: left untouched)
+
+    reference:  "last"   sigma_ref = stat of the weight gradient of the prediction layer (the last layer,
+                         or ``reference_layer``);
+                "output" sigma_ref = stat of dLoss/d(model output), captured by a hook.
+    statistic:  "std" (mean removed, population std) or "rms" (root mean square).
+    bias:       "shared" biases take their layer's weight factor; "own": their own factor; "none": untouched.
+    rescale_reference: whether the prediction layer itself is rescaled (for reference="last" its factor is 1).
+    eps:        statistics at or below it count as vanishing-to-zero (the layer is left untouched).
+    """
+
+    reference: str = "last"
+    statistic: str = "std"
+    bias: str = "shared"
+    rescale_reference: bool = True
+    eps: float = 1e-30
+    foreach: bool | None = None
+    error_if_nonfinite: bool = False
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("reference", REFERENCES), ("statistic", STATISTICS), ("bias", BIAS_MODES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"StableGrad option {name}={value!r} is not one of {allowed}")
+        if not isinstance(self.eps, (int, float)) or not 0 <= self.eps < 1:
+            raise ValueError(f"StableGrad option eps={self.eps!r} must be a float in [0, 1)")
+        for name in ("rescale_reference", "error_if_nonfinite"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"StableGrad option {name}={getattr(self, name)!r} must be True or False")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> Options:
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise TypeError(f"unknown StableGrad option(s) {unknown}; valid options are {valid}")
+        return cls(**kwargs)
