@@ -19,7 +19,7 @@ install: $(STAMP)
 
 # Reproduce every result and figure on the default (CPU-sized) params.yaml.
 repro: install
-	$(BIN)/python -m pipeline.check_params params.yaml
+	$(BIN)/python -m pipeline.params params.yaml
 	$(BIN)/dvc repro
 
 # The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).

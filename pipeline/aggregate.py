@@ -1,0 +1,116 @@
+"""Aggregate stage: every run's metrics.json -> data/summary.json + the result tables (markdown, LaTeX, CSV).
+
+    python -m pipeline.aggregate --params params.yaml --pinn-runs data/pinn/runs --cnn-runs data/cnn/runs \
+        --summary data/summary.json --tables paper_figures
+
+Only the runs that the current params.yaml asks for are read (a depth removed from `pinn.depths` is not
+reported even if its old outputs are still on disk). summary.json keys:
+`pinn.<problem>.<depth>.<optimizer>.{rel_l2, diverged, ...}` and `cnn.<arch>.<variant>.{test_acc, diverged, ...}`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+from pipeline.params import load
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect(params: dict, pinn_runs: Path, cnn_runs: Path) -> dict:
+    pinn, cnn = params["pinn"], params["cnn"]
+    summary: dict = {"pinn": {}, "cnn": {}}
+    for problem in pinn.problems:
+        for depth in pinn.depths:
+            for opt in pinn.optimizers:
+                m = _read(pinn_runs / f"{problem}-{depth}-{opt}" / "metrics.json")
+                if m is not None:
+                    summary["pinn"].setdefault(problem, {}).setdefault(str(depth), {})[opt] = m
+    for arch in cnn.archs:
+        for variant in cnn.variants:
+            m = _read(cnn_runs / f"{arch}-{variant}" / "metrics.json")
+            if m is not None:
+                summary["cnn"].setdefault(arch, {})[variant] = m
+    return summary
+
+
+def _fmt_err(m: dict | None) -> str:
+    if m is None:
+        return "–"
+    v = m.get("rel_l2")
+    text = "n/a" if v is None or not math.isfinite(v) else f"{v:.2e}"
+    if "rel_l2_std" in m and m["rel_l2_std"] is not None and math.isfinite(m["rel_l2_std"]):
+        text += f" ± {m['rel_l2_std']:.1e}"
+    return text + (" (diverged)" if m.get("diverged") else "")
+
+
+def _fmt_acc(m: dict | None) -> str:
+    if m is None:
+        return "–"
+    text = f"{100 * m['test_acc']:.1f} %"
+    if m.get("diverged"):
+        epoch = m.get("diverged_epoch")
+        text += " (collapsed" + (f" at epoch {epoch})" if epoch is not None else ")")
+    return text
+
+
+def pinn_rows(summary: dict, optimizers: list[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["problem", "depth", *[f"rel. L2, {o}" for o in optimizers]]
+    rows = []
+    for problem, by_depth in summary["pinn"].items():
+        for depth in sorted(by_depth, key=int):
+            rows.append([problem, depth, *[_fmt_err(by_depth[depth].get(o)) for o in optimizers]])
+    return header, rows
+
+
+def cnn_rows(summary: dict, variants: list[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["architecture", *[f"test acc., {v}" for v in variants]]
+    rows = [[arch, *[_fmt_acc(by_var.get(v)) for v in variants]] for arch, by_var in summary["cnn"].items()]
+    return header, rows
+
+
+def write_tables(stem: Path, header: list[str], rows: list[list[str]], caption: str) -> None:
+    """stem.md (GitHub markdown), stem.tex (a LaTeX tabular) and stem.csv."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
+    esc = lambda s: s.replace("%", r"\%").replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")  # noqa: E731
+    tex = [r"\begin{table}[t]", r"\centering", r"\caption{" + esc(caption) + "}",
+           r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+           r"\midrule", *[" & ".join(map(esc, r)) + r" \\" for r in rows], r"\bottomrule", r"\end{tabular}",
+           r"\end{table}"]
+    stem.with_suffix(".tex").write_text("\n".join(tex) + "\n")
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--pinn-runs", type=Path, default=Path("data/pinn/runs"))
+    ap.add_argument("--cnn-runs", type=Path, default=Path("data/cnn/runs"))
+    ap.add_argument("--summary", type=Path, default=Path("data/summary.json"))
+    ap.add_argument("--tables", type=Path, default=Path("paper_figures"))
+    args = ap.parse_args()
+    params = load(args.params, check_paths=False)
+    summary = collect(params, args.pinn_runs, args.cnn_runs)
+    args.summary.parent.mkdir(parents=True, exist_ok=True)
+    args.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_tables(args.tables / "table_pinn_errors", *pinn_rows(summary, params["pinn"].optimizers),
+                 "PINN relative L2 error on the test grid, matched depth, AdamW vs AdamW + StableGrad.")
+    write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, params["cnn"].variants),
+                 "Test accuracy of ResNet-50 and EfficientNetV2-S with BatchNorm, without it (AdamW), and "
+                 "without it with StableGrad.")
+    n_pinn = sum(len(o) for d in summary["pinn"].values() for o in d.values())
+    n_cnn = sum(len(v) for v in summary["cnn"].values())
+    print(f"aggregated {n_pinn} PINN runs and {n_cnn} CNN runs into {args.summary}")
+
+
+if __name__ == "__main__":
+    main()

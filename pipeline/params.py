@@ -1,0 +1,53 @@
+"""params.yaml, validated as a whole before any stage does work.
+
+Every stage script calls `load(path)`; `python -m pipeline.params params.yaml` checks a file and exits 2
+with one message naming the key and what is allowed. Each section is owned (and validated) by its package:
+`pinn:` by `pinn.config`, `cnn:` by `cnn.config`.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+SECTIONS = ("pinn", "cnn")
+
+
+def read(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"params file {str(path)!r} does not exist")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"params: unknown top-level key(s) {unknown}; allowed: {', '.join(SECTIONS)}")
+    return raw
+
+
+def load(path: str | Path = "params.yaml", check_paths: bool = True) -> dict:
+    """{"pinn": PinnConfig, "cnn": CnnConfig} from `path`, or ValueError naming the offending key."""
+    from cnn.config import validate as validate_cnn
+    from pinn.config import validate as validate_pinn
+
+    raw = read(path)
+    return {"pinn": validate_pinn(raw.get("pinn")), "cnn": validate_cnn(raw.get("cnn"), check_paths=check_paths)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "params.yaml"
+    try:
+        load(path)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{path}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
