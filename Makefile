@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Reproduce every result and figure on the default (CPU-sized) params.yaml.
+# The venv's bin comes first on PATH so that the `python` of each dvc.yaml stage is the venv's.
 repro: install
 	$(BIN)/python -m pipeline.params params.yaml
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).
 test: install

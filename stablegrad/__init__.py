@@ -15,13 +15,13 @@ from .recorder import GradScaleRecorder
 from .rescale import layer_grad_stats, rescale_
 
 __all__ = [
-    "StableGrad",
-    "rescale_",
-    "init_activation_aware_",
     "GradScaleRecorder",
-    "layer_grad_stats",
-    "find_layers",
     "Layer",
     "Options",
+    "StableGrad",
+    "find_layers",
+    "init_activation_aware_",
+    "layer_grad_stats",
+    "rescale_",
 ]
 __version__ = "0.1.0"

@@ -4,9 +4,10 @@ Schemes (the "weighted" layers are the modules with a weight of 2 or more dimens
 
 - ``"gain"``: ``W ~ N(0, gain^2 / fan_in)``, ``gain = nn.init.calculate_gain(activation)`` (tanh 5/3, relu
   sqrt 2, ...); the last layer gets gain 1; biases zero.
-- ``"lsuv"``: orthogonal weights, then layer by layer (in forward order, on a data ``sample``) each hidden
-  layer's weight is scaled until its output (the pre-activation) has unit standard deviation (Mishkin & Matas
-  2016). The last layer keeps its gain-1 initialization.
+- ``"lsuv"``: orthogonal weights, then layer by layer (in forward order, on a data ``sample``, all in one
+  forward pass, see ``_lsuv_pass``) each hidden layer's weight is scaled so that its output (the
+  pre-activation) has unit standard deviation (Mishkin & Matas 2016). The last layer keeps its gain-1
+  initialization.
 - ``"lsuv-jacobian"``: as ``"lsuv"``, but each layer is scaled so that the geometric mean of the std of its
   output and of the std of the output's directional input derivative (forward-mode AD) is 1: a PINN needs
   both the field and its input derivatives well scaled.
@@ -37,29 +38,44 @@ def _forward_order(model: nn.Module, layers: list[nn.Module], sample: Tensor) ->
     return order
 
 
-def _output_scales(model: nn.Module, layer: nn.Module, sample: Tensor, jacobian: bool) -> float:
-    """std of ``layer``'s output on ``sample`` (times the std of its input derivative, geometric mean)."""
-    seen: dict[str, float] = {}
+def _lsuv_pass(model: nn.Module, layers: list[nn.Module], sample: Tensor, jacobian: bool, tol: float) -> bool:
+    """One forward pass on ``sample`` in which each of ``layers`` (in forward order, at its first call) gets
+    its weight divided by the std of its output (for ``jacobian``: the geometric mean of the std of the output
+    and of its directional input derivative) unless that is within ``tol`` of 1. The hook passes the rescaled
+    output on, which is exact because the biases are zero (the output is linear in the weight), so the next
+    layers see the final inputs: one pass normalizes every layer. Returns whether any layer changed."""
+    seen: set[int] = set()
+    changed = False
 
     def hook(mod, inputs, output):
+        nonlocal changed
+        if id(mod) in seen:
+            return None
+        seen.add(id(mod))
         if jacobian:
             primal, tangent = fwAD.unpack_dual(output)
-            seen["s"] = math.sqrt(primal.std().item() * tangent.std().item())
+            s = math.sqrt(primal.std().item() * tangent.std().item())
         else:
-            seen["s"] = output.std().item()
+            s = output.std().item()
+        if not math.isfinite(s) or s == 0 or abs(s - 1.0) < tol:
+            return None
+        mod.weight.div_(s)
+        changed = True
+        return output / s
 
-    handle = layer.register_forward_hook(hook)
-    with torch.no_grad():
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
         if jacobian:
             gen = torch.Generator(device=sample.device).manual_seed(0)
             v = torch.randn(sample.shape, generator=gen, device=sample.device, dtype=sample.dtype)
-            v = v / math.sqrt(sample[0].numel())
             with fwAD.dual_level():
-                model(fwAD.make_dual(sample, v))
+                model(fwAD.make_dual(sample, v / math.sqrt(sample[0].numel())))
         else:
             model(sample)
-    handle.remove()
-    return seen["s"]
+    finally:
+        for h in handles:
+            h.remove()
+    return changed
 
 
 @torch.no_grad()
@@ -95,10 +111,7 @@ def init_activation_aware_(
     order = _forward_order(model, layers, sample)
     last = order[-1]
     nn.init.normal_(last.weight, 0.0, 1.0 / math.sqrt(last.weight[0].numel()))
-    for m in order[:-1]:
-        for _ in range(max_iter):
-            s = _output_scales(model, m, sample, scheme == "lsuv-jacobian")
-            if not math.isfinite(s) or s == 0 or abs(s - 1.0) < tol:
-                break
-            m.weight.div_(s)
+    for _ in range(max_iter):  # one pass normalizes all layers; the next one checks (and corrects rounding)
+        if not _lsuv_pass(model, order[:-1], sample, scheme == "lsuv-jacobian", tol):
+            break
     return model

@@ -6,6 +6,12 @@
 ``opt.param_groups``, ``opt.state`` and ``opt.defaults`` *are* the base optimizer's (properties, so they stay
 the same objects after ``load_state_dict``): LR schedulers, gradient clipping, GradScaler and checkpoints
 work on the wrapper exactly as on the base.
+
+Mixed precision with ``torch.amp.GradScaler``: ``scaler.scale(loss).backward(); scaler.unscale_(opt);
+scaler.step(opt); scaler.update()`` -- StableGrad rescales inside ``opt.step``, i.e. after unscaling, and a
+step the scaler skips (inf/NaN found) is skipped whole. With ``reference="output"`` also pass
+``grad_scaler=scaler``: the output hook sees the *scaled* dLoss/dy, and StableGrad divides its statistic by
+the scaler's current scale (a tensor, no synchronisation).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ class StableGrad(torch.optim.Optimizer):
         *,
         reference_layer: nn.Module | str | None = None,
         recorder: GradScaleRecorder | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
         **options,
     ):
         if not isinstance(base_optimizer, torch.optim.Optimizer):
@@ -43,6 +50,7 @@ class StableGrad(torch.optim.Optimizer):
         self.base_optimizer = base_optimizer
         self.model = model
         self.recorder = recorder
+        self.grad_scaler = grad_scaler
         self._reference_layer = reference_layer
         self._layers = self._find_layers()
         self._ref_index = reference_index(self._layers, reference_layer)
@@ -95,6 +103,9 @@ class StableGrad(torch.optim.Optimizer):
     def rescale_grads_(self) -> dict[str, torch.Tensor]:
         """Rescale the current gradients in place (what ``step`` does before the base step)."""
         sigma = self._output_ref.pop(self.options.statistic) if self._output_ref is not None else None
+        scale = getattr(self.grad_scaler, "_scale", None)
+        if sigma is not None and scale is not None and self.grad_scaler.is_enabled():
+            sigma = sigma / scale.to(sigma)  # the hook saw scale * dLoss/dy; unscale_ cannot reach it
         names, stats, factors = rescale_layers_(self._layers, self.options, self._ref_index, sigma)
         if self.recorder is not None:
             self.recorder.log(names, stats, factors)

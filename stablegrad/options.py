@@ -41,12 +41,16 @@ class Options:
             raise ValueError(f"StableGrad option eps={self.eps!r} must be a float in [0, 1)")
         for name in ("rescale_reference", "error_if_nonfinite"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"StableGrad option {name}={getattr(self, name)!r} must be True or False")
+                value = getattr(self, name)  # ValueError like every other bad option value
+                raise ValueError(f"StableGrad option {name}={value!r} must be True or False")  # noqa: TRY004
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> Options:
-        valid = [f.name for f in fields(cls)]
+        valid = list(_OPTION_NAMES)  # precomputed: torch.compile cannot trace dataclasses.fields(cls)
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
             raise TypeError(f"unknown StableGrad option(s) {unknown}; valid options are {valid}")
         return cls(**kwargs)
+
+
+_OPTION_NAMES = tuple(f.name for f in fields(Options))

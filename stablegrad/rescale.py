@@ -24,28 +24,36 @@ def _grouped(tensors: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], li
 
 def grad_stats(grads: list[Tensor], statistic: str, foreach: bool | None = None) -> Tensor:
     """One statistic per gradient tensor ("std": population std; "rms": root mean square), as a 1-D tensor
-    on the first gradient's device, in float32 (float64 if any gradient is float64)."""
+    on the first gradient's device, in float32 (float64 if any gradient is float64).
+
+    Per (device, dtype) group: one batched ``_foreach_norm``, one ``sum`` per tensor for "std" (PyTorch has
+    no batched signed sum), then a few ops on the stacked result. std = rms * sqrt(1 - (mean / rms)^2)
+    squares no gradient-sized number, so it neither overflows nor underflows where rms does not."""
     if not grads:
         raise ValueError("no gradients to take statistics of")
     device = grads[0].device
     dtype = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
-    use_foreach = foreach if foreach is not None else True
-    out: list[Tensor | None] = [None] * len(grads)
+    parts: list[Tensor] = []
+    order: list[int] = []
     for (_, gdtype), idx in _grouped(grads).items():
         group = [grads[i] for i in idx]
-        if use_foreach:
-            norms = torch._foreach_norm(group)  # one batched pass: sqrt(sum g^2)
+        acc = None if gdtype in (torch.float32, torch.float64) else torch.float32  # no fp16 overflow
+        if foreach is None or foreach:  # one batched pass: sqrt(sum g^2)
+            norms = torch._foreach_norm(group) if acc is None else torch._foreach_norm(group, dtype=acc)
         else:
-            norms = [torch.linalg.vector_norm(g) for g in group]
-        for k, i in enumerate(idx):
-            n = grads[i].numel()
-            sumsq = norms[k].to(dtype).square()
-            if statistic == "rms":
-                out[i] = (sumsq / n).sqrt()
-            else:
-                mean = grads[i].sum(dtype=dtype) / n
-                out[i] = (sumsq / n - mean.square()).clamp_min(0).sqrt()
-    return torch.stack([s.to(device, non_blocking=True) for s in out])
+            norms = [torch.linalg.vector_norm(g, dtype=acc) for g in group]
+        stat = torch.stack(torch._foreach_mul(norms, [g.numel() ** -0.5 for g in group]))  # rms
+        if statistic == "std":
+            sums = [g.sum(dtype=acc) for g in group]
+            mean = torch.stack(torch._foreach_mul(sums, [1 / g.numel() for g in group]))
+            ratio = torch.where(stat > 0, mean / stat, torch.zeros_like(stat))  # |mean| <= rms; NaN stays NaN
+            stat = stat * (1 - ratio.square()).clamp_min(0).sqrt()
+        parts.append(stat.to(device, dtype, non_blocking=True))
+        order.extend(idx)
+    stats = torch.cat(parts) if len(parts) > 1 else parts[0]
+    if order != sorted(order):  # several groups: back to the order of ``grads``
+        stats = stats[torch.tensor(order).argsort().to(device)]
+    return stats
 
 
 def tensor_stat(t: Tensor, statistic: str) -> Tensor:
@@ -92,16 +100,16 @@ def _param_name(module: nn.Module, p: Tensor) -> str:
 
 
 def _multiply_(apply: list[tuple[Tensor, int]], factors: Tensor, foreach: bool | None) -> None:
-    per_unit = factors.unbind()
-    by_group: dict[tuple[torch.device, torch.dtype], tuple[list[Tensor], list[Tensor]]] = defaultdict(
+    by_group: dict[tuple[torch.device, torch.dtype], tuple[list[Tensor], list[int]]] = defaultdict(
         lambda: ([], [])
     )
     for g, unit in apply:
-        grads, facs = by_group[(g.device, g.dtype)]
+        grads, units = by_group[(g.device, g.dtype)]
         grads.append(g)
-        facs.append(per_unit[unit])
-    for (device, dtype), (grads, facs) in by_group.items():
-        facs = [f.to(device, dtype, non_blocking=True) for f in facs]
+        units.append(unit)
+    for (device, dtype), (grads, units) in by_group.items():
+        per_unit = factors.to(device, dtype, non_blocking=True).unbind()  # one conversion per group
+        facs = [per_unit[u] for u in units]
         if foreach is None or foreach:
             torch._foreach_mul_(grads, facs)
         else:
@@ -136,7 +144,8 @@ def rescale_layers_(
     elif sigma_ref is None:
         raise RuntimeError("reference='output' needs the statistic of dLoss/d(output) (sigma_ref)")
     if options.error_if_nonfinite:  # synchronises, like clip_grad_norm_(error_if_nonfinite=True)
-        bad = [n for n, finite in zip(names, torch.isfinite(stats).tolist()) if not finite]
+        bad = [layer.name for layer in layers  # every gradient of the layer, biases too (whatever ``bias``)
+               if any(p.grad is not None and not bool(p.grad.isfinite().all()) for p in layer.params)]
         if bad or not bool(torch.isfinite(sigma_ref)):
             where = bad or ["the reference (dLoss/d(output))"]
             raise RuntimeError(f"StableGrad: non-finite gradient in layer(s) {where}")
@@ -186,4 +195,4 @@ def layer_grad_stats(model: nn.Module, statistic: str = "std") -> dict[str, Tens
     return dict(zip((layer.name for layer in layers), stats.unbind()))
 
 
-__all__ = ["rescale_", "layer_grad_stats", "grad_stats", "compute_factors", "rescale_layers_"]
+__all__ = ["compute_factors", "grad_stats", "layer_grad_stats", "rescale_", "rescale_layers_"]

@@ -1,0 +1,128 @@
+"""Time per training iteration on Burgers: DeepXDE (PyTorch backend) vs our PINN trainer, side by side, CPU.
+
+Same network (8 hidden layers of 50, tanh, Glorot-normal init in both), the same training points (DeepXDE's
+Burgers example: 2540 domain, 80 boundary, 160 initial points, taken from DeepXDE's own sampler and fed
+to ours), the same optimizer (Adam, lr 1e-3), float32. DeepXDE computes u_x, u_t, u_xx by reverse-mode
+autograd (dde.grad.jacobian / hessian, cached per loss evaluation); ours propagates the value and its
+derivatives forward through the MLP in one stacked pass (pinn/derivatives.py) and backpropagates once.
+Ours is timed eager and with torch.compile of the loss (inductor fuses the elementwise work of the
+derivative streams, forward and backward); the compile time is printed separately (it is paid once per
+shape and cached on disk). Rounds alternate between all three so machine noise hits each; the median
+round is reported. The last line is `speedup_vs_deepxde=<DeepXDE s/iter over ours, compiled>`.
+
+    python benchmarks/pinn_vs_deepxde.py [--iters 200] [--rounds 3]
+"""
+import argparse
+import os
+import statistics
+import time
+
+os.environ["DDE_BACKEND"] = "pytorch"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+NU = 0.01 / np.pi
+
+
+def deepxde_model(width, depth, lr):
+    import deepxde as dde
+
+    dde.config.set_default_float("float32")
+    geom = dde.geometry.Interval(-1, 1)
+    geomtime = dde.geometry.GeometryXTime(geom, dde.geometry.TimeDomain(0, 0.99))
+
+    def pde(x, y):
+        dy_x = dde.grad.jacobian(y, x, i=0, j=0)
+        dy_t = dde.grad.jacobian(y, x, i=0, j=1)
+        dy_xx = dde.grad.hessian(y, x, i=0, j=0)
+        return dy_t + y * dy_x - NU * dy_xx
+
+    bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
+    ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
+    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80, num_initial=160)
+    net = dde.nn.FNN([2] + [width] * depth + [1], "tanh", "Glorot normal")
+    model = dde.Model(data, net)
+    model.compile("adam", lr=lr)
+    return model, data
+
+
+def our_setup(data, width, depth, lr, compile=False):
+    from pinn.derivatives import value_and_derivatives
+    from pinn.model import MLP
+    from pinn.problems import burgers
+
+    n_bc = sum(data.num_bcs)
+    x_bc = data.train_x[:n_bc]                        # the BC and IC points DeepXDE uses
+    x_dom = data.train_x[n_bc:]                       # the points DeepXDE's residual loss uses
+    g = np.where(np.isclose(x_bc[:, 1], 0), -np.sin(np.pi * x_bc[:, 0]), 0.0)
+    x_all = torch.tensor(np.concatenate([x_dom, x_bc]), dtype=torch.float32)
+    g = torch.tensor(g, dtype=torch.float32)
+    model = MLP(2, width, depth, 1, "tanh", burgers.LOWER, burgers.UPPER)
+    for layer in model.layers:
+        torch.nn.init.xavier_normal_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(x_dom)
+
+    def loss_fn():
+        u, du, d2u = value_and_derivatives(model, x_all, burgers.SECOND)
+        res = burgers.residual(x_all[:n], u[:n], du[:n], {0: d2u[0][:n]})
+        return res.square().mean() + (u[n:] - g).square().mean()
+
+    loss_fn = torch.compile(loss_fn, dynamic=False) if compile else loss_fn
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, len(x_all)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--width", type=int, default=50)
+    ap.add_argument("--depth", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dde_model, data = deepxde_model(args.width, args.depth, 1e-3)
+    ours, n_pts = our_setup(data, args.width, args.depth, 1e-3)
+    ours_c, _ = our_setup(data, args.width, args.depth, 1e-3, compile=True)
+    print(f"Burgers, {args.depth}x{args.width} tanh, Adam 1e-3, float32, {n_pts} training points, "
+          f"{torch.get_num_threads()} threads, {args.iters} iterations x {args.rounds} rounds")
+    dde_model.train(iterations=20, display_every=10**9, verbose=0)   # warm-up
+    for _ in range(20):
+        ours()
+    t0 = time.perf_counter()
+    ours_c()
+    print(f"torch.compile of our loss (forward + backward): {time.perf_counter() - t0:.1f} s "
+          "(first call; cached on disk for later runs)")
+    for _ in range(20):
+        ours_c()
+    times = {"DeepXDE": [], "ours, eager": [], "ours, compiled": []}
+
+    def timed(key, fn):
+        t0 = time.perf_counter()
+        fn()
+        times[key].append((time.perf_counter() - t0) / args.iters)
+
+    for _ in range(args.rounds):
+        timed("DeepXDE", lambda: dde_model.train(iterations=args.iters, display_every=10**9, verbose=0))
+        timed("ours, eager", lambda: [ours() for _ in range(args.iters)])
+        timed("ours, compiled", lambda: [ours_c() for _ in range(args.iters)])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(f"{k:15s} {med[k] * 1e3:7.2f} ms/iter  x{med['DeepXDE'] / med[k]:.2f}  "
+              f"(rounds: {', '.join(f'{t * 1e3:.2f}' for t in v)})")
+    print(f"speedup_vs_deepxde={med['DeepXDE'] / med['ours, compiled']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""ResNet-50 and EfficientNetV2-S from torchvision, with and without BatchNorm.
+
+Both are built exactly as torchvision builds them (weights=None); the BN-free model then has every
+BatchNorm module replaced by `nn.Identity` and nothing else changed (see SCIENCE.md section 5: the
+`norm_layer` argument does not work for this). An optional small-image stem ("cifar") is applied
+before BN removal, identically for every variant.
+"""
+from __future__ import annotations
+
+import torchvision
+from torch import nn
+
+ARCHS = ("resnet50", "efficientnet_v2_s")
+
+
+def remove_batchnorm_(model: nn.Module) -> nn.Module:
+    """Replace every BatchNorm module of `model` by `nn.Identity`, in place; return the model."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(model, name, nn.Identity())
+        else:
+            remove_batchnorm_(child)
+    return model
+
+
+def _cifar_stem_(model: nn.Module, arch: str) -> None:
+    """Small-image stem: ResNet 3x3/stride-1 first conv and no max-pool; EfficientNet first conv stride 1."""
+    if arch == "resnet50":
+        old = model.conv1
+        model.conv1 = nn.Conv2d(3, old.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    else:
+        model.features[0][0].stride = (1, 1)
+
+
+def build_model(arch: str, num_classes: int, batchnorm: bool = True, stem: str = "imagenet") -> nn.Module:
+    """The standard torchvision model (random init); BN-free if `batchnorm` is False."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; allowed: {' | '.join(ARCHS)}")
+    if stem not in ("imagenet", "cifar"):
+        raise ValueError(f"unknown stem {stem!r}; allowed: imagenet | cifar")
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    if stem == "cifar":
+        _cifar_stem_(model, arch)
+    if not batchnorm:
+        remove_batchnorm_(model)
+    return model
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def batchnorm_params(model: nn.Module) -> int:
+    return sum(p.numel() for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               for p in m.parameters(recurse=False))

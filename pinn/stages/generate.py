@@ -1,0 +1,52 @@
+"""Collocation, boundary and test points of one problem (seeded Latin hypercube), plus its reference.
+
+    python -m pinn.stages.generate --problem burgers --params params.yaml --out data/pinn/burgers
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import qmc
+
+from pinn.config import load_section
+from pinn.problems import PROBLEMS
+from pinn.trainer import grid_points
+
+
+def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
+    problem = PROBLEMS[problem_name]
+    rng = np.random.default_rng(seed)
+    lower, upper = np.array(problem.LOWER), np.array(problem.UPPER)
+    domain = qmc.scale(qmc.LatinHypercube(len(lower), seed=rng).random(n_domain), lower, upper)
+    boundary, values = problem.boundary(n_boundary, lambda m: qmc.LatinHypercube(1, seed=rng).random(m)[:, 0])
+    axes = problem.grid()
+    return {"domain": domain, "boundary": boundary, "boundary_values": values,
+            "axes": axes, "test_points": grid_points(axes), "test_u": problem.reference(axes)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problem", required=True, choices=sorted(PROBLEMS))
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    cfg = load_section(args.params)
+    pts = cfg.points[args.problem]
+    d = generate(args.problem, pts.domain, pts.boundary, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "collocation.npz", domain=d["domain"], boundary=d["boundary"],
+             boundary_values=d["boundary_values"])
+    np.savez(out / "test.npz", points=d["test_points"], u=d["test_u"], ndim=len(d["axes"]),
+             **{f"axis{i}": a for i, a in enumerate(d["axes"])},
+             names=np.array(PROBLEMS[args.problem].INPUTS))
+    if args.problem == "burgers":
+        x, t = d["axes"]
+        np.savez(out / "reference.npz", x=x, t=t, u=d["test_u"])
+    print(f"{args.problem}: {len(d['domain'])} domain, {len(d['boundary'])} boundary, "
+          f"{len(d['test_points'])} test points -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Trainer: one DDP step (2 CPU processes, gloo) equals the single-process step; resume equality;
+collapse detection. Tiny inputs, few steps."""
+import csv
+import json
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from cnn import trainer
+from cnn.config import CnnConfig
+from cnn.models import build_model
+from cnn.trainer import make_optimizer, train, train_step
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(4, 3, 32, 32, generator=g), torch.tensor([0, 3, 5, 9])
+
+
+def _one_step(model, x, y, variant="nobn-stablegrad"):
+    cfg = CnnConfig(lr=1e-3, weight_decay=0.05)
+    opt = make_optimizer(model.module if hasattr(model, "module") else model, variant, cfg)
+    train_step(model, opt, x, y)
+    return opt
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = build_model("resnet50", 10, batchnorm=False)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    x, y = _batch()
+    n = len(y) // world
+    _one_step(ddp, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n])
+    if rank == 0:
+        torch.save(model.state_dict(), out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_ddp_step_equals_single_process_step(tmp_path):
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = build_model("resnet50", 10, batchnorm=False)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = _batch()
+    _one_step(model, x, y)
+    ddp_state = torch.load(out)
+    moved = 0
+    for name, p in model.state_dict().items():
+        # one AdamW step moves each weight by about lr (sign of its gradient): a tolerance of 1 % of lr
+        # tells "same step" from "different step"
+        torch.testing.assert_close(ddp_state[name], p, rtol=0, atol=1e-5, msg=name)
+        moved += int((p - init[name]).abs().max() > 5e-4)
+    assert moved > 100                                  # the step did move (nearly) every layer
+
+
+def trainer_history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _tiny_cfg(**kw) -> CnnConfig:
+    base = {"dataset": "digits", "image_size": 16, "train_subset": 96, "epochs": 3, "batch_size": 32,
+            "lr": 1e-3, "warmup_epochs": 1, "record_every": 1, "device": "cpu"}
+    base.update(kw)
+    return CnnConfig(**base)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    cfg = _tiny_cfg()
+    full = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "full", progress=False)
+    part = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", stop_after_epoch=1, progress=False)
+    assert part["epochs"] == 1
+    resumed = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", progress=False)
+    for key in ("test_acc", "train_acc", "final_loss", "epochs", "diverged"):
+        assert resumed[key] == full[key], key
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    for name, p in a["model"].items():
+        assert torch.equal(p, b["model"][name]), name
+    ha = trainer_history(tmp_path / "full")
+    hb = trainer_history(tmp_path / "resumed")
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in ha] == \
+        [{k: v for k, v in r.items() if k != "time_s"} for r in hb]
+    ga = json.loads((tmp_path / "full" / "grad_scales.json").read_text())
+    gb = json.loads((tmp_path / "resumed" / "grad_scales.json").read_text())
+    assert ga["before"] == gb["before"] and ga["steps"] == gb["steps"] and len(ga["steps"]) == 9
+    m = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert {"test_acc", "train_acc", "final_loss", "diverged", "diverged_epoch", "epochs", "wall_time_s",
+            "stem", "dataset"} <= set(m)
+
+
+def test_nan_loss_is_recorded_as_collapse_and_stops(tmp_path, monkeypatch):
+    real_step = trainer.train_step
+
+    def nan_step(*args, **kwargs):
+        loss, logits = real_step(*args, **kwargs)
+        return loss * float("nan"), logits
+
+    monkeypatch.setattr(trainer, "train_step", nan_step)
+    m = train(_tiny_cfg(epochs=3), "resnet50", "nobn-adamw", tmp_path / "run", progress=False)
+    assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["epochs"] == 1
+    assert m["final_loss"] is None
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["diverged"] is True
+
+
+@pytest.mark.parametrize("accs, expected", [
+    ([0.1, 0.12, 0.1], 1), ([0.5, 0.1, 0.1, 0.1], 2), ([0.1, 0.5, 0.1], None), ([0.1, 0.1], None)])
+def test_stuck_at_chance_detection(accs, expected):
+    cfg = CnnConfig()
+    hist = [{"epoch": i + 1, "train_acc": a} for i, a in enumerate(accs)]
+    assert trainer._stuck_since(hist, cfg) == expected
