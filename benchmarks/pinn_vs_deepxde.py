@@ -10,7 +10,7 @@ derivative streams, forward and backward); the compile time is printed separatel
 shape and cached on disk). Rounds alternate between all three so machine noise hits each; the median
 round is reported. The last line is `speedup_vs_deepxde=<DeepXDE s/iter over ours, compiled>`.
 
-    python benchmarks/pinn_vs_deepxde.py [--iters 200] [--rounds 3]
+    python benchmarks/pinn_vs_deepxde.py [--iters 50] [--rounds 7] [--threads 1]
 """
 import argparse
 import os
@@ -19,8 +19,8 @@ import time
 
 os.environ["DDE_BACKEND"] = "pytorch"
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 NU = 0.01 / np.pi
 
@@ -84,11 +84,12 @@ def our_setup(data, width, depth, lr, compile=False):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--width", type=int, default=50)
     ap.add_argument("--depth", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: robust against other jobs on the cores; OpenMP spin-waits otherwise)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

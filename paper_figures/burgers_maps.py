@@ -22,9 +22,9 @@ def plot(runs: Path, depth: int, optimizers):
         m = json.loads((runs / f"burgers-{depth}-{o}" / "metrics.json").read_text())
         errs[o] = m["rel_l2"]
     n = len(optimizers)
-    fig, axes = plt.subplots(2, n + 1, figsize=(3.4 * (n + 1), 5.6))
+    fig, axes = plt.subplots(2, n + 1, figsize=(3.6 * (n + 1), 6.2), layout="constrained")
     ext = [t[0], t[-1], x[0], x[-1]]
-    kw = dict(origin="lower", aspect="auto", extent=ext, cmap="RdBu_r", vmin=-1, vmax=1)
+    kw = {"origin": "lower", "aspect": "auto", "extent": ext, "cmap": "RdBu_r", "vmin": -1, "vmax": 1}
     im = axes[0, 0].imshow(ref.T, **kw)
     axes[0, 0].set_title("reference (Cole-Hopf)")
     emax = max(np.nanmax(np.abs(preds[o] - ref)) for o in optimizers)
@@ -40,15 +40,16 @@ def plot(runs: Path, depth: int, optimizers):
     ax = axes[1, 0]
     i = int(np.argmin(np.abs(t - 0.75)))
     ax.plot(x, ref[i], "k-", lw=2, label="reference")
-    for o in optimizers:
-        ax.plot(x, preds[o][i], "--", color=COLORS[o], label=LABELS[o])
+    for k, o in enumerate(optimizers):
+        ax.plot(x, preds[o][i], ["-", "--", ":"][k % 3], color=COLORS[o], lw=1.5, label=LABELS[o])
     ax.set_title(f"u(x, t = {t[i]:.2f})")
     ax.set_xlabel("x")
     ax.legend(fontsize=7)
     for a in axes[0, :].tolist() + axes[1, 1:].tolist():
         a.set_xlabel("t")
-        a.set_ylabel("x")
         a.grid(False)
+    axes[0, 0].set_ylabel("x")
+    axes[1, 1].set_ylabel("x")
     fig.suptitle(f"Burgers, depth {depth}")
     return fig
 

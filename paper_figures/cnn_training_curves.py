@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from paper_figures.style import COLORS, LABELS, save
 
@@ -62,6 +63,10 @@ def main(argv=None) -> None:
         ax_acc.axhline(chance, color="k", lw=0.8, ls=":", label="chance")
         ax_loss.set_title(ARCHS[arch])
         ax_loss.set_yscale("log")
+        ax_loss.yaxis.set_minor_formatter("{x:.2g}")
+        ax_loss.yaxis.set_major_formatter("{x:.2g}")
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_loss.set_ylabel("training loss")
         ax_acc.set_ylabel("test accuracy (%)")
         ax_acc.set_xlabel("epoch")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullLocator
 
 from paper_figures.style import COLORS, LABELS, save
 
@@ -28,7 +29,7 @@ def plot(summary: dict):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks([int(d) for d in depths], [str(d) for d in depths])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_title(p.capitalize())
         ax.set_xlabel("depth (hidden layers)")
     axes[0][0].set_ylabel("relative L2 error")

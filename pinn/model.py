@@ -1,4 +1,6 @@
 """A plain deep MLP for PINNs: no residual connections, no normalization."""
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -17,7 +19,7 @@ class MLP(nn.Module):
         self.activation = activation
         self.act = ACTIVATIONS[activation]
         sizes = [d_in] + [width] * depth
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in pairwise(sizes)])
         self.layers.append(nn.Linear(width, d_out))
         lower = torch.as_tensor(lower if lower is not None else [-1.0] * d_in, dtype=torch.float32)
         upper = torch.as_tensor(upper if upper is not None else [1.0] * d_in, dtype=torch.float32)

@@ -45,7 +45,7 @@ def load_data(data_dir, dtype=torch.float32, device="cpu") -> PinnData:
     pts = np.load(d / "collocation.npz")
     test = np.load(d / "test.npz")
     axes = [test[f"axis{i}"] for i in range(int(test["ndim"]))]
-    t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)
     return PinnData(t(pts["domain"]), t(pts["boundary"]), t(pts["boundary_values"]),
                     t(test["points"]), test["u"], axes)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-SECTIONS = ("pinn", "cnn")
+SECTIONS = ("pinn", "cnn", "cnn_imagenet")  # cnn_imagenet: optional second CNN setting (paper scale)
 
 
 def read(path: str | Path = "params.yaml") -> dict:
@@ -29,12 +29,15 @@ def read(path: str | Path = "params.yaml") -> dict:
 
 
 def load(path: str | Path = "params.yaml", check_paths: bool = True) -> dict:
-    """{"pinn": PinnConfig, "cnn": CnnConfig} from `path`, or ValueError naming the offending key."""
+    """{"pinn": PinnConfig, "cnn": CnnConfig[, "cnn_imagenet": CnnConfig]} from `path`, or ValueError naming the offending key."""
     from cnn.config import validate as validate_cnn
     from pinn.config import validate as validate_pinn
 
     raw = read(path)
-    return {"pinn": validate_pinn(raw.get("pinn")), "cnn": validate_cnn(raw.get("cnn"), check_paths=check_paths)}
+    out = {"pinn": validate_pinn(raw.get("pinn")), "cnn": validate_cnn(raw.get("cnn"), check_paths=check_paths)}
+    if "cnn_imagenet" in raw:
+        out["cnn_imagenet"] = validate_cnn(raw["cnn_imagenet"], prefix="cnn_imagenet", check_paths=check_paths)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     n = len(y) // world
     _one_step(ddp, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n])
     if rank == 0:
-        torch.save(model.state_dict(), out)
+        torch.save({"params": model.state_dict(),
+                    "grads": {n: p.grad for n, p in model.named_parameters()}}, out)
     dist.barrier()
     dist.destroy_process_group()
 
@@ -56,14 +57,19 @@ def test_ddp_step_equals_single_process_step(tmp_path):
     init = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = _batch()
     _one_step(model, x, y)
-    ddp_state = torch.load(out)
+    ddp = torch.load(out)
+    for name, p in model.named_parameters():
+        # the gradient AdamW received (DDP-averaged, then rescaled by StableGrad) is the single-process one
+        torch.testing.assert_close(ddp["grads"][name], p.grad, rtol=1e-3, atol=1e-3 * float(p.grad.abs().max()),
+                                   msg=name)
     moved = 0
     for name, p in model.state_dict().items():
-        # one AdamW step moves each weight by about lr (sign of its gradient): a tolerance of 1 % of lr
-        # tells "same step" from "different step"
-        torch.testing.assert_close(ddp_state[name], p, rtol=0, atol=1e-5, msg=name)
+        # Adam's first step is ~ lr * sign(g): elements whose gradient is ~0 may step either way, so compare
+        # elementwise within 1 % of lr and allow a tiny fraction of such near-zero-gradient elements
+        close = (ddp["params"][name] - p).abs() <= 1e-5
+        assert close.float().mean() > 0.999, name
         moved += int((p - init[name]).abs().max() > 5e-4)
-    assert moved > 100                                  # the step did move (nearly) every layer
+    assert moved == len(init)                           # the step moved every layer
 
 
 def trainer_history(run):
@@ -79,7 +85,7 @@ def _tiny_cfg(**kw) -> CnnConfig:
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
-    cfg = _tiny_cfg()
+    cfg = _tiny_cfg(epochs=2)
     full = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "full", progress=False)
     part = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", stop_after_epoch=1, progress=False)
     assert part["epochs"] == 1
@@ -96,7 +102,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
         [{k: v for k, v in r.items() if k != "time_s"} for r in hb]
     ga = json.loads((tmp_path / "full" / "grad_scales.json").read_text())
     gb = json.loads((tmp_path / "resumed" / "grad_scales.json").read_text())
-    assert ga["before"] == gb["before"] and ga["steps"] == gb["steps"] and len(ga["steps"]) == 9
+    assert ga["before"] == gb["before"] and ga["steps"] == gb["steps"] and len(ga["steps"]) == 6
     m = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert {"test_acc", "train_acc", "final_loss", "diverged", "diverged_epoch", "epochs", "wall_time_s",
             "stem", "dataset"} <= set(m)

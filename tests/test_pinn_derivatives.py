@@ -16,7 +16,7 @@ def test_matches_autograd(dtype, tol, activation, second):
                                                                                               dtype=dtype)
     u, du, d2u = value_and_derivatives(model, x, second)
     ua, dua, d2ua = autograd_derivatives(model, x, second)
-    scale = lambda t: tol * max(1.0, t.abs().max().item())  # noqa: E731
+    scale = lambda t: tol * max(1.0, t.abs().max().item())
     assert (u - ua).abs().max() <= scale(ua)
     assert (du - dua).abs().max() <= scale(dua)
     assert set(d2u) == set(second)

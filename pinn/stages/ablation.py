@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pinn.config import INITS, StableGradOptions, load_section
+from pinn.config import INITS, load_section
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
 
 
@@ -58,9 +58,10 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"steps": cfg.ablation.steps, "runs": rows}, indent=2) + "\n")
-    lines = [f"Ablation ({cfg.ablation.steps} steps, width {cfg.width}, seed {cfg.seeds[0]}; base: init={cfg.init}, "
-             f"reference={cfg.stablegrad.reference}, statistic={cfg.stablegrad.statistic}, "
-             f"bias={cfg.stablegrad.bias})", "",
+    head = (f"Ablation ({cfg.ablation.steps} steps, width {cfg.width}, seed {cfg.seeds[0]}; base: init={cfg.init}, "
+            f"reference={cfg.stablegrad.reference}, statistic={cfg.stablegrad.statistic}, "
+            f"bias={cfg.stablegrad.bias})")
+    lines = [head, "",
              "| problem | depth | variant | rel. L2 | final loss |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         err = "diverged" if r["rel_l2"] is None else f"{r['rel_l2']:.3e}"

@@ -26,7 +26,7 @@ def collect(cfg, runs) -> dict:
 
 
 def table(summary, optimizers) -> str:
-    fmt = lambda m: "diverged" if m.get("rel_l2") is None else f"{m['rel_l2']:.3e}"  # noqa: E731
+    fmt = lambda m: "diverged" if m.get("rel_l2") is None else f"{m['rel_l2']:.3e}"
     lines = ["| problem | depth | " + " | ".join(optimizers) + " |", "| --- | --- |" + " --- |" * len(optimizers)]
     for p, by_depth in summary.items():
         for d, by_opt in sorted(by_depth.items(), key=lambda kv: int(kv[0])):
