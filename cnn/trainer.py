@@ -136,7 +136,8 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, cfg: CnnConfig, device: torch.device, d: Dist, autocast,
              channels_last: bool) -> float:
-    """Top-1 accuracy on the whole `dataset` (each rank a disjoint shard, counts summed)."""
+    """Top-1 accuracy on the whole `dataset` (each rank a disjoint shard, counts summed). `model`: the
+    unwrapped module (ranks may see different numbers of batches, so no DDP forward here)."""
     model.eval()
     shard = Subset(dataset, list(range(d.rank, len(dataset), d.world)))
     loader = DataLoader(shard, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
@@ -280,7 +281,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
             dist.all_reduce(sums)
         train_loss = float(sums[0] / sums[2])
         train_acc = float(sums[1] / sums[2])
-        test_acc = evaluate(net, test_set, cfg, device, d, autocast, channels_last)
+        test_acc = evaluate(model, test_set, cfg, device, d, autocast, channels_last)
         scales = recorder.to_dict()
         st.epoch_end_steps.append(len(scales["steps"]))
         last = [v for v in (scales["before"][-1] if scales["before"] else []) if math.isfinite(v)]
@@ -308,6 +309,9 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
     metrics = _metrics(cfg, arch, variant, st, amp_name, device, d)
     if d.main:
         _write_outputs(out, metrics, st, recorder)
+    if d.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return metrics
 
 

@@ -105,19 +105,20 @@ def run_key(cfg: PinnConfig, problem: str, depth: int, optimizer: str, seed: int
     return h.hexdigest()[:16]
 
 
-def pinn_loss(model, problem, x_all, n_domain, boundary_values, boundary_weight):
+def pinn_loss(model, problem, x_all, n_domain, boundary_values, boundary_weight, derivs=value_and_derivatives):
     """(loss, u): loss = mean(residual^2) + w * mean((u - g)^2 on the boundary points), with one derivative
     pass over all points (domain first, then boundary); u is the network output on all of them."""
-    u, du, d2u = value_and_derivatives(model, x_all, problem.SECOND)
+    u, du, d2u = derivs(model, x_all, problem.SECOND)
     res = problem.residual(x_all[:n_domain], u[:n_domain], du[:n_domain],
                            {k: v[:n_domain] for k, v in d2u.items()})
     return res.square().mean() + boundary_weight * (u[n_domain:] - boundary_values).square().mean(), u
 
 
-def loss_function(compile: bool):
-    """pinn_loss, or its torch.compile'd version (forward + backward fused by inductor; the graph is
-    cached on disk, so only the first run of a (problem, depth, dtype) shape pays the compile time)."""
-    return torch.compile(pinn_loss, dynamic=False) if compile else pinn_loss
+def derivative_function(compile: bool):
+    """value_and_derivatives, or its torch.compile'd version (forward + backward fused by inductor; cached on
+    disk, so only the first run of a (depth, points, dtype) shape pays the compile time). The loss itself
+    stays eager so that a hook on u (StableGrad reference="output") sees dLoss/du."""
+    return torch.compile(value_and_derivatives, dynamic=False) if compile else value_and_derivatives
 
 
 def train(cfg: PinnConfig, problem_name: str, depth: int, optimizer: str, data: PinnData, seed: int = 0,
@@ -139,7 +140,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, optimizer: str, data: 
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]
-    loss_fn = loss_function(cfg.compile)
+    derivs = derivative_function(cfg.compile)
 
     res = RunResult(model)
     key = run_key(cfg, problem_name, depth, optimizer, seed, data)
@@ -177,7 +178,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, optimizer: str, data: 
     if not res.diverged:
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            loss, u = loss_fn(model, problem, x_all, n_dom, g, cfg.boundary_weight)
+            loss, u = pinn_loss(model, problem, x_all, n_dom, g, cfg.boundary_weight, derivs)
             if observe is not None:
                 observe(u)
             loss.backward()

@@ -9,6 +9,7 @@ Validates the whole `cnn:` section first; a collapsed run is recorded (`diverged
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cnn.config import ARCHS, VARIANTS, load_section
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from cnn.trainer import train  # after validation: fail fast, import torch only when needed
 
     metrics = train(cfg, args.arch, args.variant, args.out, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     status = f"DIVERGED at epoch {metrics['diverged_epoch']}" if metrics["diverged"] else "ok"
     print(f"[cnn] {args.arch}/{args.variant}: test_acc {metrics['test_acc']:.4f} ({status}), "
           f"{metrics['wall_time_s']:.0f} s")
