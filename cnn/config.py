@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 ARCHS = ("resnet50", "efficientnet_v2_s")
 VARIANTS = ("bn-adamw", "nobn-adamw", "nobn-stablegrad")
 DATASETS = ("digits", "cifar100", "imagenet")
@@ -180,15 +178,3 @@ def validate(section: dict, prefix: str = "cnn", check_paths: bool = True) -> Cn
 
         check_cifar_available(cfg.data_root, cfg.download, key=f"{p}.download")
     return cfg
-
-
-def load_section(path: str | Path = "params.yaml", check_paths: bool = True, key: str = "cnn") -> CnnConfig:
-    """Read `path` (a params YAML file) and validate its `cnn:` section (or the section `key`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"params file {str(path)!r} does not exist")
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
-    if key not in params:
-        raise ValueError(f"params file {str(path)!r} has no `{key}:` section")
-    return validate(params[key], prefix=key, check_paths=check_paths)

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from paper_figures.style import COLORS, LABELS, save
-from pinn.config import load_section
+from pipeline.params import load_section
 
 
 def read_history(path: Path):
@@ -49,7 +49,7 @@ def main(argv=None):
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    cfg = load_section(args.params)
+    cfg = load_section(args.params, "pinn")
     save(plot(Path(args.runs), cfg.problems, cfg.depths, cfg.optimizers), args.out)
 
 

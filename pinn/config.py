@@ -1,8 +1,6 @@
 """The `pinn:` section of params.yaml as dataclasses, validated before any work starts."""
 from dataclasses import asdict, dataclass, field, fields
 
-import yaml
-
 from pinn.problems import PROBLEMS
 
 OPTIMIZERS = ("adamw", "stablegrad")
@@ -202,12 +200,3 @@ def validate(section: dict) -> PinnConfig:
     for name in cfg.problems:
         cfg.points.setdefault(name, Points())
     return cfg
-
-
-def load_section(path: str = "params.yaml") -> PinnConfig:
-    """Read and validate the `pinn:` section of a params file (the lead may rewire this to pipeline.params)."""
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
-    if "pinn" not in params:
-        raise ValueError(f"{path}: no `pinn:` section")
-    return validate(params["pinn"])

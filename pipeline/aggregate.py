@@ -80,7 +80,7 @@ def write_tables(stem: Path, header: list[str], rows: list[list[str]], caption: 
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    esc = lambda s: s.replace("%", r"\%").replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")  # noqa: E731
+    esc = lambda s: s.replace("%", r"\%").replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")
     tex = [r"\begin{table}[t]", r"\centering", r"\caption{" + esc(caption) + "}",
            r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
            r"\midrule", *[" & ".join(map(esc, r)) + r" \\" for r in rows], r"\bottomrule", r"\end{tabular}",

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 SECTIONS = ("pinn", "cnn", "cnn_imagenet")  # cnn_imagenet: optional second CNN setting (paper scale)
+REQUIRED = ("pinn", "cnn")
 
 
 def read(path: str | Path = "params.yaml") -> dict:
@@ -34,10 +35,23 @@ def load(path: str | Path = "params.yaml", check_paths: bool = True) -> dict:
     from pinn.config import validate as validate_pinn
 
     raw = read(path)
+    missing = [key for key in REQUIRED if key not in raw]
+    if missing:
+        raise ValueError(f"params file {str(path)!r} has no `{missing[0]}:` section (dvc.yaml reads it); "
+                         f"required: {', '.join(REQUIRED)}")
     out = {"pinn": validate_pinn(raw.get("pinn")), "cnn": validate_cnn(raw.get("cnn"), check_paths=check_paths)}
     if "cnn_imagenet" in raw:
         out["cnn_imagenet"] = validate_cnn(raw["cnn_imagenet"], prefix="cnn_imagenet", check_paths=check_paths)
     return out
+
+
+def load_section(path: str | Path = "params.yaml", key: str = "pinn", check_paths: bool = True):
+    """The validated section `key` of `path`, after validating the whole file (so a bad `cnn:` value stops
+    a PINN stage too, before any training starts)."""
+    sections = load(path, check_paths=check_paths)
+    if key not in sections:
+        raise ValueError(f"params file {str(path)!r} has no `{key}:` section; allowed: {', '.join(SECTIONS)}")
+    return sections[key]
 
 
 def main(argv: list[str] | None = None) -> int:

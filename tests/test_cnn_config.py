@@ -2,8 +2,9 @@
 import pytest
 import yaml
 
-from cnn.config import load_section, validate
+from cnn.config import validate
 from cnn.stages import train as stage
+from pipeline.params import load_section
 
 
 def test_defaults_validate():
@@ -39,7 +40,7 @@ def test_cifar_offline_fails_at_validation(tmp_path):
 
 def test_stage_exits_2_with_message_before_training(tmp_path, capsys):
     p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"cnn": {"variants": ["bn-adamw", "nobn-adam"]}}))
+    p.write_text(yaml.safe_dump({"pinn": {}, "cnn": {"variants": ["bn-adamw", "nobn-adam"]}}))
     rc = stage.main(["--arch", "resnet50", "--variant", "bn-adamw", "--out", str(tmp_path / "run"),
                      "--params", str(p)])
     assert rc == 2
@@ -51,5 +52,5 @@ def test_stage_exits_2_with_message_before_training(tmp_path, capsys):
 
 
 def test_load_section_reads_the_repo_params():
-    cfg = load_section("params.yaml")
+    cfg = load_section("params.yaml", "cnn")
     assert set(cfg.archs) <= {"resnet50", "efficientnet_v2_s"}

@@ -4,7 +4,8 @@ import re
 import pytest
 import yaml
 
-from pinn.config import PinnConfig, load_section, validate
+from pinn.config import PinnConfig, validate
+from pipeline.params import load_section
 
 
 @pytest.mark.parametrize("section,key,allowed", [
@@ -47,7 +48,7 @@ def test_defaults_and_points_filled_in():
 
 
 def test_repository_params_are_valid():
-    cfg = load_section("params.yaml")
+    cfg = load_section("params.yaml", "pinn")
     assert max(cfg.depths) >= 16 and len(cfg.depths) >= 3
     assert set(cfg.problems) == {"burgers", "poisson", "helmholtz"}
 
@@ -62,4 +63,4 @@ def test_missing_section(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("cnn: {}\n")
     with pytest.raises(ValueError, match="no `pinn:` section"):
-        load_section(str(p))
+        load_section(str(p), "pinn")

@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 
-from cnn.config import ARCHS, VARIANTS, load_section
+from cnn.config import ARCHS, VARIANTS
+from pipeline.params import load_section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--arch {args.arch!r} is not valid; allowed: {' | '.join(ARCHS)}")
         if args.variant not in VARIANTS:
             raise ValueError(f"--variant {args.variant!r} is not valid; allowed: {' | '.join(VARIANTS)}")
-        cfg = load_section(args.params, key=args.section)
+        cfg = load_section(args.params, args.section)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from pinn.config import INITS, load_section
+from pinn.config import INITS
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
+from pipeline.params import load_section
 
 
 def variants(cfg):
@@ -39,7 +40,7 @@ def main(argv=None):
     ap.add_argument("--data", required=True, help="data/pinn (one folder per problem)")
     ap.add_argument("--out", required=True, help="output stem: writes <out>.json and <out>.md")
     args = ap.parse_args(argv)
-    cfg = load_section(args.params)
+    cfg = load_section(args.params, "pinn")
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     rows = []

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
-from pinn.config import load_section
 from pinn.problems import PROBLEMS
 from pinn.trainer import grid_points
+from pipeline.params import load_section
 
 
 def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
@@ -31,7 +31,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    cfg = load_section(args.params)
+    cfg = load_section(args.params, "pinn")
     pts = cfg.points[args.problem]
     d = generate(args.problem, pts.domain, pts.boundary, args.seed)
     out = Path(args.out)

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pinn.config import load_section
+from pipeline.params import load_section
 
 
 def collect(cfg, runs) -> dict:
@@ -40,7 +40,7 @@ def main(argv=None):
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", required=True, help="output stem: writes <out>.json and <out>.md")
     args = ap.parse_args(argv)
-    cfg = load_section(args.params)
+    cfg = load_section(args.params, "pinn")
     summary = collect(cfg, args.runs)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinn.config import OPTIMIZERS, load_section
+from pinn.config import OPTIMIZERS
 from pinn.problems import PROBLEMS
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
+from pipeline.params import load_section
 
 
 def run(cfg, problem, depth, optimizer, data_dir, out, ckpt_dir=None, progress=True) -> dict:
@@ -80,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt", default=None, help="checkpoint folder (resumed from if it matches the run)")
     args = ap.parse_args(argv)
-    cfg = load_section(args.params)
+    cfg = load_section(args.params, "pinn")
     if args.depth <= 0:
         raise SystemExit(f"--depth must be > 0, got {args.depth}")
     run(cfg, args.problem, args.depth, args.optimizer, args.data, args.out, args.ckpt)
