@@ -19,7 +19,7 @@ def one_thread():
 
 def test_generate_train_summarize(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"pinn": {
+    params.write_text(yaml.safe_dump({"cnn": {}, "pinn": {
         "problems": ["burgers"], "depths": [2], "width": 8, "steps": 12, "checkpoint_every": 5,
         "points": {"burgers": {"domain": 64, "boundary": 16}}, "init": "gain"}}))
     data = tmp_path / "burgers"
@@ -55,7 +55,7 @@ def test_generate_train_summarize(tmp_path):
 
 def test_diverged_run_is_recorded_and_exits_cleanly(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"pinn": {
+    params.write_text(yaml.safe_dump({"cnn": {}, "pinn": {
         "problems": ["poisson"], "width": 8, "steps": 50, "lr": 100.0, "diverge_factor": 2.0, "log_every": 1,
         "points": {"poisson": {"domain": 64, "boundary": 16}}, "init": "gain"}}))
     generate.main(["--problem", "poisson", "--params", str(params), "--out", str(tmp_path / "d")])
