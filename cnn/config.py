@@ -47,6 +47,8 @@ class CnnConfig:
     image_size: int = 32
     stem: str = "imagenet"
     train_subset: int = 0          # 0 = the whole training set; n > 0 = the first n (seeded) samples
+    val_fraction: float = 0.0      # 0 = no validation split; f in (0, 0.5]: a seeded held-out part of the
+                                   # training set (never the test set), evaluated without augmentation
     epochs: int = 6
     batch_size: int = 64
     lr: float = 1e-3
@@ -153,6 +155,7 @@ def validate(section: dict, prefix: str = "cnn", check_paths: bool = True) -> Cn
     _check_float(f"{p}.lr", cfg.lr, 0.0, 10.0, lo_open=True)
     _check_float(f"{p}.weight_decay", cfg.weight_decay, 0.0, 10.0)
     _check_float(f"{p}.label_smoothing", cfg.label_smoothing, 0.0, 1.0)
+    _check_float(f"{p}.val_fraction", cfg.val_fraction, 0.0, 0.5)
     for key in ("download", "channels_last"):
         _check_bool(f"{p}.{key}", getattr(cfg, key))
     if not isinstance(cfg.data_root, str) or not cfg.data_root:

@@ -2,12 +2,16 @@
 
 - "digits": scikit-learn's bundled handwritten digits (1797 8x8 grey images, 10 classes, no network),
   upsampled to `image_size` x `image_size`, 3 channels, fixed seeded stratified 80/20 train/test split,
-  normalized with the training-set mean/std. Augmentation: random crop with padding (no flip: digits
+  normalized with the training-set mean/std (computed without the validation images). Augmentation: random crop with padding (no flip: digits
   are not mirror-symmetric). Used by the quick defaults and the tests.
 - "cifar100": torchvision CIFAR100 in `data_root` (downloaded when `download: true` and online),
   RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize.
 - "imagenet": ImageFolder `imagenet_path`/train and /val, RandomResizedCrop + flip + Normalize;
   evaluation Resize + CenterCrop.
+
+Validation split (`val_fraction` > 0): a seeded part of the *training* set (stratified for digits),
+disjoint from the images trained on, with the evaluation transform (no augmentation). The test set is
+never used for choices. `train_subset` then applies to the remaining training images.
 """
 from __future__ import annotations
 
@@ -43,8 +47,13 @@ class DigitsDataset(Dataset):
         return x, self.labels[i]
 
 
-def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float = 0.2):
-    """Return (train_images, train_labels, test_images, test_labels) as float/int64 tensors."""
+VAL_SEED = 12345  # the validation split is fixed (independent of `seed`, the same for every variant)
+
+
+def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float = 0.2,
+                      val_fraction: float = 0.0):
+    """Return (train_images, train_labels, test_images, test_labels) as float/int64 tensors; with
+    `val_fraction` > 0 also (val_images, val_labels) appended, a stratified part of the training split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -55,9 +64,27 @@ def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float 
     y = torch.tensor(d.target, dtype=torch.int64)
     idx = np.arange(len(y))
     tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=d.target)
+    va = None
+    if val_fraction > 0:
+        if round(len(tr) * val_fraction) < 10:
+            raise ValueError(f"`cnn.val_fraction` = {val_fraction} gives fewer than 10 validation images (one "
+                             f"per class) out of {len(tr)}; use a larger fraction or 0")
+        tr, va = train_test_split(tr, test_size=val_fraction, random_state=VAL_SEED, stratify=d.target[tr])
     mean, std = x[tr].mean(), x[tr].std()
     x = (x - mean) / std
-    return x[tr], y[tr], x[te], y[te]
+    if va is None:
+        return x[tr], y[tr], x[te], y[te]
+    return x[tr], y[tr], x[te], y[te], x[va], y[va]
+
+
+def split_indices(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices) of a data set of size n: a fixed seeded permutation."""
+    n_val = round(n * val_fraction)
+    if val_fraction > 0 and not 0 < n_val < n:
+        raise ValueError(f"`cnn.val_fraction` = {val_fraction} leaves no training or no validation image "
+                         f"out of {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED)).tolist()
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
 
 
 def check_cifar_available(root: str, download: bool, key: str = "cnn.download") -> None:
@@ -80,11 +107,22 @@ def check_cifar_available(root: str, download: bool, key: str = "cnn.download") 
 
 
 def build_datasets(cfg):
-    """(train_set, test_set) for `cfg.dataset` (a validated CnnConfig)."""
+    """(train_set, test_set) for `cfg.dataset` (a validated CnnConfig); see `build_splits`."""
+    train, _, test = build_splits(cfg)
+    return train, test
+
+
+def build_splits(cfg):
+    """(train_set, val_set or None, test_set) for `cfg.dataset` (a validated CnnConfig)."""
+    vf = getattr(cfg, "val_fraction", 0.0)
+    val = None
     if cfg.dataset == "digits":
-        xtr, ytr, xte, yte = load_digits_split(cfg.image_size, seed=0)
+        parts = load_digits_split(cfg.image_size, seed=0, val_fraction=vf)
+        xtr, ytr, xte, yte = parts[:4]
         pad = max(1, cfg.image_size // 8)
         train, test = DigitsDataset(xtr, ytr, True, pad), DigitsDataset(xte, yte, False, 0)
+        if vf > 0:
+            val = DigitsDataset(parts[4], parts[5], False, 0)
     elif cfg.dataset == "cifar100":
         import torchvision.transforms as T
         from torchvision.datasets import CIFAR100
@@ -97,6 +135,10 @@ def build_datasets(cfg):
         test_tf = T.Compose(resize + [T.ToTensor(), norm])
         train = CIFAR100(cfg.data_root, train=True, download=cfg.download, transform=train_tf)
         test = CIFAR100(cfg.data_root, train=False, download=False, transform=test_tf)
+        if vf > 0:
+            tr_idx, va_idx = split_indices(len(train), vf)
+            val = Subset(CIFAR100(cfg.data_root, train=True, download=False, transform=test_tf), va_idx)
+            train = Subset(train, tr_idx)
     elif cfg.dataset == "imagenet":
         import torchvision.transforms as T
         from torchvision.datasets import ImageFolder
@@ -111,9 +153,13 @@ def build_datasets(cfg):
                 raise ValueError(f"`cnn.imagenet_path`: {str(root / split)!r} does not exist; point it to "
                                  "the ImageNet-1k root with train/ and val/ class folders")
         train, test = ImageFolder(root / "train", train_tf), ImageFolder(root / "val", test_tf)
+        if vf > 0:  # ImageNet's own val/ folder is our test set; validation comes out of train/
+            tr_idx, va_idx = split_indices(len(train), vf)
+            val = Subset(ImageFolder(root / "train", test_tf), va_idx)
+            train = Subset(train, tr_idx)
     else:
         raise ValueError(f"unknown dataset {cfg.dataset!r}")
     if cfg.train_subset and cfg.train_subset < len(train):
         g = torch.Generator().manual_seed(cfg.seed)
         train = Subset(train, torch.randperm(len(train), generator=g)[: cfg.train_subset].tolist())
-    return train, test
+    return train, val, test

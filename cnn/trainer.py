@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from cnn.config import CnnConfig
-from cnn.data import build_datasets
+from cnn.data import build_splits
 from cnn.models import build_model
 from stablegrad import GradScaleRecorder, StableGrad
 
@@ -190,18 +190,20 @@ def _stuck_since(history: list[dict], cfg: CnnConfig) -> int | None:
 
 
 def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
-          stop_after_epoch: int | None = None, progress: bool = True) -> dict:
+          checkpoint: str | Path | None = None, stop_after_epoch: int | None = None,
+          progress: bool = True) -> dict:
     """Train one (arch, variant) run into `out_dir`; resume from its checkpoint if it matches.
 
-    Writes metrics.json, history.csv, grad_scales.json and checkpoint.pt. `stop_after_epoch` ends the
-    process early as an interruption would (for tests). Returns the metrics dict."""
+    Writes metrics.json, history.csv, grad_scales.json into `out_dir`, and the checkpoint after every epoch
+    to `checkpoint` (default `out_dir`/checkpoint.pt). `stop_after_epoch` ends the process early as an
+    interruption would (for tests). Returns the metrics dict."""
     out = Path(out_dir)
     device_kind = "cuda" if (cfg.device != "cpu" and torch.cuda.is_available()) else "cpu"
     d = init_distributed(device_kind)
     device = pick_device(cfg, d)
     if cfg.batch_size % d.world:
         raise ValueError(f"`cnn.batch_size` = {cfg.batch_size} must be divisible by the {d.world} processes")
-    train_set, test_set = build_datasets(cfg)
+    train_set, val_set, test_set = build_splits(cfg)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -230,7 +232,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
 
     st = RunState()
     fp = fingerprint(cfg, arch, variant, d.world)
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = Path(checkpoint) if checkpoint else out / "checkpoint.pt"
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck.get("fingerprint") == fp:
@@ -282,11 +284,14 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
         train_loss = float(sums[0] / sums[2])
         train_acc = float(sums[1] / sums[2])
         test_acc = evaluate(model, test_set, cfg, device, d, autocast, channels_last)
+        val_acc = (evaluate(model, val_set, cfg, device, d, autocast, channels_last) if val_set is not None
+                   else float("nan"))
         scales = recorder.to_dict()
         st.epoch_end_steps.append(len(scales["steps"]))
         last = [v for v in (scales["before"][-1] if scales["before"] else []) if math.isfinite(v)]
         st.wall_time_s += time.perf_counter() - t0
-        row = {"epoch": epoch, "loss": train_loss, "train_acc": train_acc, "test_acc": test_acc,
+        row = {"epoch": epoch, "loss": train_loss, "train_acc": train_acc, "val_acc": val_acc,
+               "test_acc": test_acc,
                "lr": sched.get_last_lr()[0], "time_s": round(st.wall_time_s, 2),
                "grad_std_min": min(last) if last else float("nan"),
                "grad_std_max": max(last) if last else float("nan")}
@@ -301,7 +306,8 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
         if d.main:
             if progress:
                 print(f"[cnn] {arch}/{variant} epoch {epoch}: loss {train_loss:.4f} train {train_acc:.3f} "
-                      f"test {test_acc:.3f}" + (" DIVERGED" if st.diverged else ""), flush=True)
+                      + (f"val {val_acc:.3f} " if val_set is not None else "") + f"test {test_acc:.3f}"
+                      + (" DIVERGED" if st.diverged else ""), flush=True)
             _save_checkpoint(ckpt_path, fp, model, opt, sched, scaler, recorder, st)
         if d.world > 1:
             dist.barrier()
@@ -316,6 +322,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
 
 
 def _save_checkpoint(path: Path, fp, model, opt, sched, scaler, recorder, st: RunState) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
@@ -333,6 +340,7 @@ def _metrics(cfg, arch, variant, st: RunState, amp_name, device, d: Dist) -> dic
         "arch": arch, "variant": variant, "dataset": cfg.dataset, "stem": cfg.stem,
         "image_size": cfg.image_size,
         "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
+        "val_acc": _finite_or_none(last.get("val_acc")), "val_fraction": cfg.val_fraction,
         "final_loss": _finite_or_none(last.get("loss")),
         "diverged": st.diverged, "diverged_epoch": st.diverged_epoch, "diverged_reason": st.diverged_reason,
         "epochs": st.epoch, "epochs_planned": cfg.epochs, "wall_time_s": round(st.wall_time_s, 2),
@@ -344,11 +352,12 @@ def _metrics(cfg, arch, variant, st: RunState, amp_name, device, d: Dist) -> dic
 def _write_outputs(out: Path, metrics: dict, st: RunState, recorder: GradScaleRecorder) -> None:
     with open(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=2)
-    cols = ["epoch", "loss", "train_acc", "test_acc", "lr", "time_s", "grad_std_min", "grad_std_max"]
+    cols = ["epoch", "loss", "train_acc", "val_acc", "test_acc", "lr", "time_s", "grad_std_min", "grad_std_max"]
     with open(out / "history.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for row in st.history:
+            row = {"val_acc": math.nan, **row}       # histories resumed from before the validation split
             w.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in cols})
     scales = recorder.to_dict()
     for key in ("before", "after"):

@@ -2,8 +2,10 @@
 
     python -m paper_figures.cnn_training_curves --runs data/cnn/runs --out paper_figures/cnn_training_curves
 
-Reads <runs>/<arch>-<variant>/history.csv and metrics.json; a collapsed run ends with an x at the epoch
-it was stopped, and its legend entry says so.
+Reads <runs>/<arch>-<variant>/history.csv and metrics.json. A collapsed run (metrics.json `diverged`)
+ends with a large x at the last epoch it ran, a "collapsed" note, and its legend entry gives the epoch
+the collapse was detected from. The title records the setting shared by the runs (data set, stem, image
+size, lr), read from metrics.json.
 """
 from __future__ import annotations
 
@@ -14,18 +16,39 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from paper_figures.style import COLORS, LABELS, save
 
 ARCHS = {"resnet50": "ResNet-50", "efficientnet_v2_s": "EfficientNetV2-S"}
 VARIANTS = ("bn-adamw", "nobn-adamw", "nobn-stablegrad")
+CLASSES = {"digits": 10, "cifar100": 100, "imagenet": 1000}
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
+    def num(v: str) -> float:
+        return float(v) if v not in ("", None) else float("nan")
+
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else {}
+    return {k: [num(r[k]) for r in rows] for k in rows[0]} if rows else {}
+
+
+def setting_text(metrics: list[dict]) -> str:
+    """The shared setting of the plotted runs, e.g. 'digits, imagenet stem, 32x32, AdamW lr 1e-03'."""
+    if not metrics:
+        return ""
+    m = metrics[0]
+    parts = [m.get("dataset", "?")]
+    if "stem" in m:
+        parts.append(f"{m['stem']} stem")
+    if "image_size" in m:
+        parts.append(f"{m['image_size']}x{m['image_size']} px")
+    if "lr" in m:
+        parts.append(f"AdamW lr {m['lr']:g}")
+    if "epochs_planned" in m:
+        parts.append(f"{m['epochs_planned']} epochs")
+    return ", ".join(parts)
 
 
 def main(argv=None) -> None:
@@ -37,42 +60,51 @@ def main(argv=None) -> None:
     archs = [a for a in ARCHS if any((runs / f"{a}-{v}" / "history.csv").is_file() for v in VARIANTS)]
     if not archs:
         raise SystemExit(f"no CNN runs under {runs}")
-    fig, axes = plt.subplots(2, len(archs), figsize=(4.6 * len(archs), 6.2), squeeze=False)
-    dataset = "?"
+    fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 6.6), squeeze=False, sharex="col")
+    all_metrics: list[dict] = []
     for j, arch in enumerate(archs):
         ax_loss, ax_acc = axes[0, j], axes[1, j]
+        dataset = "digits"
         for variant in VARIANTS:
             run = runs / f"{arch}-{variant}"
             if not (run / "history.csv").is_file():
                 continue
             h = read_history(run / "history.csv")
             m = json.loads((run / "metrics.json").read_text())
+            all_metrics.append(m)
             dataset = m.get("dataset", dataset)
-            label = LABELS[variant] + (f" (collapsed, epoch {m['diverged_epoch']})" if m["diverged"] else "")
+            label = LABELS[variant] + (f" - collapsed (from epoch {m['diverged_epoch']})" if m["diverged"] else "")
             c = COLORS[variant]
+            ls = "-" if variant != "bn-adamw" else "--"
             loss = [v if math.isfinite(v) else float("nan") for v in h["loss"]]
-            ax_loss.plot(h["epoch"], loss, "-o", ms=3, color=c, label=label)
-            ax_acc.plot(h["epoch"], [100 * a for a in h["test_acc"]], "-o", ms=3, color=c, label=label)
+            ax_loss.plot(h["epoch"], loss, ls, marker="o", ms=3, color=c, label=label)
+            acc = [100 * a for a in h["test_acc"]]
+            ax_acc.plot(h["epoch"], acc, ls, marker="o", ms=3, color=c, label=label)
             if m["diverged"]:
                 last = h["epoch"][-1]
-                ax_acc.plot([last], [100 * h["test_acc"][-1]], "x", ms=10, mew=2, color=c)
-                finite = [v for v in loss if math.isfinite(v)]
+                ax_acc.plot([last], [acc[-1]], "x", ms=11, mew=2.5, color=c, zorder=5)
+                ax_acc.annotate("collapsed", (last, acc[-1]), textcoords="offset points", xytext=(-6, 8),
+                                ha="right", color=c, fontsize=8, fontweight="bold")
+                finite = [(e, v) for e, v in zip(h["epoch"], loss) if math.isfinite(v)]
                 if finite:
-                    ax_loss.plot([last], [finite[-1]], "x", ms=10, mew=2, color=c)
-        chance = 100.0 / {"digits": 10, "cifar100": 100, "imagenet": 1000}.get(dataset, 10)
-        ax_acc.axhline(chance, color="k", lw=0.8, ls=":", label="chance")
+                    ax_loss.plot([finite[-1][0]], [finite[-1][1]], "x", ms=11, mew=2.5, color=c, zorder=5)
+        chance = 100.0 / CLASSES.get(dataset, 10)
+        ax_acc.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.0f} %)")
         ax_loss.set_title(ARCHS[arch])
         ax_loss.set_yscale("log")
-        ax_loss.yaxis.set_minor_formatter("{x:.2g}")
-        ax_loss.yaxis.set_major_formatter("{x:.2g}")
+        ax_loss.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+        ax_loss.yaxis.set_major_formatter(ScalarFormatter())
+        ax_loss.yaxis.set_minor_formatter(NullFormatter())
         for ax in (ax_loss, ax_acc):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax_loss.set_ylabel("training loss")
-        ax_acc.set_ylabel("test accuracy (%)")
+            ax.tick_params(labelbottom=True)
+        ax_loss.set_ylabel("training loss (nats, log scale)")
+        ax_loss.set_xlabel("epoch")
+        ax_acc.set_ylabel("test top-1 accuracy (%)")
         ax_acc.set_xlabel("epoch")
         ax_acc.set_ylim(0, 100)
-        ax_acc.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"BatchNorm removed, nothing else changed ({dataset})")
+        ax_acc.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=1, frameon=False)
+    fig.suptitle(f"BatchNorm removed, nothing else changed\n({setting_text(all_metrics)})", fontsize=11)
     fig.tight_layout()
     save(fig, args.out)
 

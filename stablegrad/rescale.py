@@ -186,7 +186,7 @@ def rescale_(
     return dict(zip(names, factors.unbind()))
 
 
-def layer_grad_stats(model: nn.Module, statistic: str = "std") -> dict[str, Tensor]:
+def layer_grad_stats(model: nn.Module, statistic: str = "rms") -> dict[str, Tensor]:
     """Per-layer weight-gradient statistic of ``model`` (no change to any gradient)."""
     layers = [layer for layer in find_layers(model) if layer.weight.grad is not None]
     if not layers:

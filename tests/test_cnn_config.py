@@ -27,6 +27,9 @@ def test_defaults_validate():
     ({"dataset": "imagenet"}, r"cnn\.imagenet_path.*not set"),
     ({"dataset": "imagenet", "imagenet_path": "/nonexistent/imagenet"}, r"/nonexistent/imagenet/train"),
     ({"download": "yes"}, r"cnn\.download"),
+    ({"val_fraction": 0.8}, r"cnn\.val_fraction.*<= 0\.5"),
+    ({"val_fraction": -0.1}, r"cnn\.val_fraction"),
+    ({"val_fraction": "10%"}, r"cnn\.val_fraction"),
 ])
 def test_bad_values_name_the_key(section, match):
     with pytest.raises(ValueError, match=match):

@@ -41,3 +41,51 @@ def test_cifar_missing_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_network)
     with pytest.raises(ValueError, match="cannot be downloaded"):
         check_cifar_available(str(tmp_path), download=True)
+
+
+def test_digits_validation_split_is_stratified_disjoint_and_fixed():
+    _, ytr, _, yte, xva, yva = load_digits_split(8, seed=0, val_fraction=0.2)
+    assert len(yva) == 288 and len(ytr) == 1437 - 288 and len(yte) == 360   # test split unchanged
+    assert torch.equal(load_digits_split(8, seed=0)[3], yte)
+    counts = torch.bincount(yva, minlength=10)
+    assert counts.min() >= 27 and counts.max() <= 30                        # stratified
+    tr, va, te = _digits_indices(0.2)
+    assert not set(tr) & set(va) and not set(va) & set(te) and len(set(tr) | set(va) | set(te)) == 1797
+    from sklearn.datasets import load_digits
+    target = torch.tensor(load_digits().target)
+    assert torch.equal(target[va], yva) and torch.equal(target[tr], ytr)     # the images behind each part
+    assert torch.equal(load_digits_split(8, seed=0, val_fraction=0.2)[4], xva)  # fixed across calls
+
+
+def _digits_indices(vf):
+    """The original indices behind the digits train / validation parts (same calls as load_digits_split)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from cnn.data import VAL_SEED
+    d = load_digits()
+    tr, te = train_test_split(np.arange(len(d.target)), test_size=0.2, random_state=0, stratify=d.target)
+    tr, va = train_test_split(tr, test_size=vf, random_state=VAL_SEED, stratify=d.target[tr])
+    return tr, va, te
+
+
+def test_build_splits_validation_is_unaugmented_and_subset_applies_to_train():
+    from cnn.data import build_splits
+    cfg = CnnConfig(dataset="digits", image_size=16, val_fraction=0.25, train_subset=100)
+    train, val, test = build_splits(cfg)
+    assert len(train) == 100 and len(val) == 360 and len(test) == 360
+    assert torch.equal(val[3][0], val[3][0])                                  # no random crop
+    assert build_splits(CnnConfig(dataset="digits", image_size=16))[1] is None
+
+
+def test_split_indices_disjoint_cover_and_errors():
+    from cnn.data import split_indices
+    tr, va = split_indices(1000, 0.1)
+    assert len(va) == 100 and len(tr) == 900 and not set(tr) & set(va) and set(tr) | set(va) == set(range(1000))
+    assert split_indices(1000, 0.1) == (tr, va)
+    assert split_indices(10, 0.0) == (list(range(10)), [])
+    with pytest.raises(ValueError, match=r"cnn\.val_fraction"):
+        split_indices(3, 0.1)
+    with pytest.raises(ValueError, match=r"cnn\.val_fraction"):
+        load_digits_split(8, val_fraction=0.001)

@@ -128,3 +128,12 @@ def test_stuck_at_chance_detection(accs, expected):
     cfg = CnnConfig()
     hist = [{"epoch": i + 1, "train_acc": a} for i, a in enumerate(accs)]
     assert trainer._stuck_since(hist, cfg) == expected
+
+
+def test_validation_split_is_evaluated_and_recorded(tmp_path):
+    m = train(_tiny_cfg(epochs=1, val_fraction=0.2), "resnet50", "bn-adamw", tmp_path / "run", progress=False)
+    assert m["val_fraction"] == 0.2 and 0.0 <= m["val_acc"] <= 1.0
+    rows = trainer_history(tmp_path / "run")
+    assert float(rows[0]["val_acc"]) == pytest.approx(m["val_acc"], rel=1e-5)
+    plain = train(_tiny_cfg(epochs=1), "resnet50", "bn-adamw", tmp_path / "plain", progress=False)
+    assert plain["val_acc"] is None and trainer_history(tmp_path / "plain")[0]["val_acc"] == "nan"

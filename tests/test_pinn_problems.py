@@ -62,3 +62,8 @@ def test_burgers_boundary_points():
     assert initial.sum() == 50
     np.testing.assert_allclose(vals[initial], -np.sin(np.pi * pts[initial, 0]))
     assert np.all(np.abs(pts[~initial, 0]) == 1) and np.all(vals[~initial] == 0)
+
+
+def test_burgers_exact_torch_is_a_value_error_naming_the_alternatives():
+    with pytest.raises(ValueError, match=r"poisson and helmholtz.*burgers\.exact\(x, t\).*reference\(axes\)"):
+        burgers.exact_torch(torch.zeros(3, 2))

@@ -70,8 +70,8 @@ def test_state_dict_round_trip_continues_bit_for_bit(opts):
 
 def test_load_state_dict_warns_on_different_options():
     model = make_model()
-    opt = StableGrad(torch.optim.SGD(model.parameters(), lr=0.1), model, statistic="rms")
-    other = StableGrad(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    opt = StableGrad(torch.optim.SGD(model.parameters(), lr=0.1), model, statistic="std")
+    other = StableGrad(torch.optim.SGD(model.parameters(), lr=0.1), model)  # default statistic: rms
     with pytest.warns(UserWarning, match="options differ"):
         other.load_state_dict(opt.state_dict())
 
@@ -286,8 +286,9 @@ def test_recorder_before_after(reference):
         out = model(x)
         out.retain_grad()
         nn.functional.mse_loss(out, y).backward()
-        raw = [m.weight.grad.std(unbiased=False).item() for m in model[::2]]
-        sigma = out.grad.std(unbiased=False).item() if reference == "output" else raw[-1]
+        rms = lambda t: t.square().mean().sqrt().item()  # the default statistic
+        raw = [rms(m.weight.grad) for m in model[::2]]
+        sigma = rms(out.grad) if reference == "output" else raw[-1]
         sigmas.append((raw, sigma))
         opt.step()
     d = rec.to_dict()

@@ -45,6 +45,9 @@ def backward(model: nn.Module, seed: int = 1) -> torch.Tensor:
     return y.grad
 
 
+DEFAULT_STAT = Options().statistic
+
+
 def stat(t: torch.Tensor, statistic: str) -> torch.Tensor:
     t = t.double()
     return t.std(unbiased=False) if statistic == "std" else t.square().mean().sqrt()
@@ -157,10 +160,10 @@ def test_conv_and_mixed_layer_kinds():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 5))
     model(torch.randn(2, 3, 8, 8)).square().mean().backward()
-    sigma = stat(model[-1].weight.grad, "std")
+    sigma = stat(model[-1].weight.grad, DEFAULT_STAT)
     rescale_(model)
     for name in ("0", "1", "4"):
-        torch.testing.assert_close(stat(model.get_submodule(name).weight.grad, "std"), sigma, rtol=1e-5, atol=0)
+        torch.testing.assert_close(stat(model.get_submodule(name).weight.grad, DEFAULT_STAT), sigma, rtol=1e-5, atol=0)
 
 
 def test_layer_grad_stats_and_layers():
@@ -252,7 +255,7 @@ def test_missing_and_frozen_gradients_are_skipped():
     assert set(scales) == {"net.2", "net.4", "net.6"}
     assert torch.equal(model.net[0].weight.grad, torch.ones_like(model.net[0].weight))
     assert model.unused.weight.grad is None
-    torch.testing.assert_close(stat(model.net[2].weight.grad, "std"), stat(model.net[6].weight.grad, "std"))
+    torch.testing.assert_close(stat(model.net[2].weight.grad, DEFAULT_STAT), stat(model.net[6].weight.grad, DEFAULT_STAT))
     # the default reference (the last layer, "unused") has no gradient: a clear error
     with pytest.raises(RuntimeError, match="'unused' has no gradient"):
         rescale_(model)
@@ -267,7 +270,7 @@ def test_rescale_reference_false_keeps_the_prediction_layer():
     w = model[-1].weight.grad.clone()
     rescale_(model, reference="output", output_grad=dy, rescale_reference=False)
     assert torch.equal(model[-1].weight.grad, w)
-    torch.testing.assert_close(stat(model[2].weight.grad, "std"), stat(dy, "std"))
+    torch.testing.assert_close(stat(model[2].weight.grad, DEFAULT_STAT), stat(dy, DEFAULT_STAT))
 
 
 def test_tiny_gradients_are_lifted_not_zeroed():
@@ -276,7 +279,7 @@ def test_tiny_gradients_are_lifted_not_zeroed():
     backward(model)
     model[0].weight.grad.mul_(1e-15)
     rescale_(model)
-    torch.testing.assert_close(stat(model[0].weight.grad, "std"), stat(model[-1].weight.grad, "std"), rtol=1e-4,
+    torch.testing.assert_close(stat(model[0].weight.grad, DEFAULT_STAT), stat(model[-1].weight.grad, DEFAULT_STAT), rtol=1e-4,
                                atol=0)
 
 

@@ -76,4 +76,7 @@ def reference(axes):
 
 
 def exact_torch(x: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("Burgers has no closed form; use reference() on a grid")
+    """Not available: Burgers has no closed-form solution (only poisson and helmholtz define exact_torch)."""
+    raise ValueError("exact_torch: burgers has no closed-form solution; exact_torch exists only for the "
+                     "problems poisson and helmholtz. For burgers use burgers.exact(x, t) (Cole-Hopf, numpy) "
+                     "or burgers.reference(axes) on a grid")
