@@ -10,22 +10,22 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stablegrad.options import BIAS_MODES as BIASES
+from stablegrad.options import REFERENCES, STATISTICS, Options
+
 ARCHS = ("resnet50", "efficientnet_v2_s")
 VARIANTS = ("bn-adamw", "nobn-adamw", "nobn-stablegrad")
 DATASETS = ("digits", "cifar100", "imagenet")
 STEMS = ("imagenet", "cifar")
 DEVICES = ("auto", "cpu", "cuda")
 AMP = ("bf16", "fp16", "none")
-REFERENCES = ("last", "output")
-STATISTICS = ("std", "rms")
-BIASES = ("shared", "own", "none")
 
 
 @dataclass
-class StableGradConfig:
-    reference: str = "last"
-    statistic: str = "std"
-    bias: str = "shared"
+class StableGradConfig:  # the library's own defaults (stablegrad.options.Options); params.yaml sets each one
+    reference: str = Options.reference
+    statistic: str = Options.statistic
+    bias: str = Options.bias
 
 
 @dataclass
@@ -55,7 +55,8 @@ class CnnConfig:
     weight_decay: float = 0.05
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # one run per seed; metrics = median over them
+    seed: int = 0                  # the seed of one run (set per run from `seeds`; not a params.yaml key)
     num_workers: int = 0
     device: str = "auto"
     amp: str = "bf16"
@@ -128,7 +129,7 @@ def _sub(prefix: str, raw, cls):
 def validate(section: dict, prefix: str = "cnn", check_paths: bool = True) -> CnnConfig:
     """Validate the raw `cnn:` mapping; return a `CnnConfig` or raise `ValueError` naming the key."""
     section = {} if section is None else section
-    top = {f.name for f in dataclasses.fields(CnnConfig)}
+    top = {f.name for f in dataclasses.fields(CnnConfig)} - {"seed"}
     _check_keys(prefix, section, top)
     raw = dict(section)
     sg = _sub(f"{prefix}.stablegrad", raw.pop("stablegrad", None), StableGradConfig)
@@ -148,8 +149,13 @@ def validate(section: dict, prefix: str = "cnn", check_paths: bool = True) -> Cn
         _check_int(f"{p}.{key}", getattr(cfg, key), 8)
     for key in ("epochs", "batch_size", "record_every"):
         _check_int(f"{p}.{key}", getattr(cfg, key), 1)
-    for key in ("train_subset", "warmup_epochs", "seed", "num_workers"):
+    for key in ("train_subset", "warmup_epochs", "num_workers"):
         _check_int(f"{p}.{key}", getattr(cfg, key), 0)
+    if not isinstance(cfg.seeds, list) or not cfg.seeds or len(set(map(repr, cfg.seeds))) != len(cfg.seeds):
+        _fail(f"{p}.seeds", cfg.seeds, "a non-empty list of distinct integers >= 0")
+    for i, s in enumerate(cfg.seeds):
+        _check_int(f"{p}.seeds[{i}]", s, 0)
+    cfg.seed = cfg.seeds[0]
     _check_int(f"{p}.collapse.patience", col.patience, 1)
     _check_float(f"{p}.collapse.chance_factor", col.chance_factor, 1.0)
     _check_float(f"{p}.lr", cfg.lr, 0.0, 10.0, lo_open=True)

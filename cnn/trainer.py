@@ -174,7 +174,7 @@ class RunState:
 def fingerprint(cfg: CnnConfig, arch: str, variant: str, world: int) -> str:
     """What a checkpoint must match to be resumed (everything that changes the result)."""
     d = cfg.to_dict()
-    for k in ("archs", "variants", "num_workers"):
+    for k in ("archs", "variants", "num_workers", "seeds"):  # `seed` (this run's) stays in
         d.pop(k)
     d.update(arch=arch, variant=variant, world=world)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -316,8 +316,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
     if d.main:
         _write_outputs(out, metrics, st, recorder)
     if d.world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier()  # the process group stays up for the next seed; the stage script ends it
     return metrics
 
 

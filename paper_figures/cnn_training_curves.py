@@ -2,10 +2,11 @@
 
     python -m paper_figures.cnn_training_curves --runs data/cnn/runs --out paper_figures/cnn_training_curves
 
-Reads <runs>/<arch>-<variant>/history.csv and metrics.json. A collapsed run (metrics.json `diverged`)
-ends with a large x at the last epoch it ran, a "collapsed" note, and its legend entry gives the epoch
-the collapse was detected from. The title records the setting shared by the runs (data set, stem, image
-size, lr), read from metrics.json.
+Reads every seed of each run, <runs>/<arch>-<variant>/seeds/seed<k>/{history.csv, metrics.json} (or, for a
+run written before seeds, <runs>/<arch>-<variant>/ itself): the first seed is drawn with markers, the others
+as thin lines of the same colour. A collapsed seed (its metrics.json `diverged`) ends with a large x at the
+last epoch it ran; the legend entry says in how many seeds the variant collapsed. The title records the
+setting shared by the runs (data set, stem, image size, lr, epochs, seeds), read from metrics.json.
 """
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {k: [num(r[k]) for r in rows] for k in rows[0]} if rows else {}
 
 
+def seed_runs(run: Path) -> list[Path]:
+    """The folders of a run's seeds (first seed first), or [run] for a run written before seeds."""
+    seeds = sorted((run / "seeds").glob("seed*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    return [p for p in seeds if (p / "history.csv").is_file()] or [run]
+
+
 def setting_text(metrics: list[dict]) -> str:
     """The shared setting of the plotted runs, e.g. 'digits, imagenet stem, 32x32, AdamW lr 1e-03'."""
     if not metrics:
@@ -48,6 +55,8 @@ def setting_text(metrics: list[dict]) -> str:
         parts.append(f"AdamW lr {m['lr']:g}")
     if "epochs_planned" in m:
         parts.append(f"{m['epochs_planned']} epochs")
+    if "seeds" in m:
+        parts.append(f"{len(m['seeds'])} seed{'s' if len(m['seeds']) > 1 else ''}")
     return ", ".join(parts)
 
 
@@ -57,7 +66,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="paper_figures/cnn_training_curves")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
-    archs = [a for a in ARCHS if any((runs / f"{a}-{v}" / "history.csv").is_file() for v in VARIANTS)]
+    archs = [a for a in ARCHS if any((runs / f"{a}-{v}" / "metrics.json").is_file() for v in VARIANTS)]
     if not archs:
         raise SystemExit(f"no CNN runs under {runs}")
     fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 6.6), squeeze=False, sharex="col")
@@ -67,27 +76,31 @@ def main(argv=None) -> None:
         dataset = "digits"
         for variant in VARIANTS:
             run = runs / f"{arch}-{variant}"
-            if not (run / "history.csv").is_file():
+            if not (run / "metrics.json").is_file():
                 continue
-            h = read_history(run / "history.csv")
             m = json.loads((run / "metrics.json").read_text())
             all_metrics.append(m)
             dataset = m.get("dataset", dataset)
-            label = LABELS[variant] + (f" - collapsed (from epoch {m['diverged_epoch']})" if m["diverged"] else "")
+            n_seeds = len(m.get("seeds", [0]))
+            collapsed = m.get("diverged_seeds", int(bool(m["diverged"])))
+            label = LABELS[variant] + (f" - collapsed in {collapsed}/{n_seeds} seed{'s' if n_seeds > 1 else ''}"
+                                       if collapsed else "")
             c = COLORS[variant]
             ls = "-" if variant != "bn-adamw" else "--"
-            loss = [v if math.isfinite(v) else float("nan") for v in h["loss"]]
-            ax_loss.plot(h["epoch"], loss, ls, marker="o", ms=3, color=c, label=label)
-            acc = [100 * a for a in h["test_acc"]]
-            ax_acc.plot(h["epoch"], acc, ls, marker="o", ms=3, color=c, label=label)
-            if m["diverged"]:
-                last = h["epoch"][-1]
-                ax_acc.plot([last], [acc[-1]], "x", ms=11, mew=2.5, color=c, zorder=5)
-                ax_acc.annotate("collapsed", (last, acc[-1]), textcoords="offset points", xytext=(-6, 8),
-                                ha="right", color=c, fontsize=8, fontweight="bold")
-                finite = [(e, v) for e, v in zip(h["epoch"], loss) if math.isfinite(v)]
-                if finite:
-                    ax_loss.plot([finite[-1][0]], [finite[-1][1]], "x", ms=11, mew=2.5, color=c, zorder=5)
+            for k, seed_dir in enumerate(seed_runs(run)):
+                h = read_history(seed_dir / "history.csv")
+                sm = json.loads((seed_dir / "metrics.json").read_text())
+                style = dict(marker="o", ms=3, lw=1.5, label=label) if k == 0 else dict(lw=0.8, alpha=0.6)
+                loss = [v if math.isfinite(v) else float("nan") for v in h["loss"]]
+                ax_loss.plot(h["epoch"], loss, ls, color=c, **style)
+                acc = [100 * a for a in h["test_acc"]]
+                ax_acc.plot(h["epoch"], acc, ls, color=c, **style)
+                if sm["diverged"]:
+                    last = h["epoch"][-1]
+                    ax_acc.plot([last], [acc[-1]], "x", ms=9, mew=2, color=c, zorder=5)
+                    finite = [(e, v) for e, v in zip(h["epoch"], loss) if math.isfinite(v)]
+                    if finite:
+                        ax_loss.plot([finite[-1][0]], [finite[-1][1]], "x", ms=9, mew=2, color=c, zorder=5)
         chance = 100.0 / CLASSES.get(dataset, 10)
         ax_acc.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.0f} %)")
         ax_loss.set_title(ARCHS[arch])
@@ -104,7 +117,8 @@ def main(argv=None) -> None:
         ax_acc.set_xlabel("epoch")
         ax_acc.set_ylim(0, 100)
         ax_acc.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=1, frameon=False)
-    fig.suptitle(f"BatchNorm removed, nothing else changed\n({setting_text(all_metrics)})", fontsize=11)
+    fig.suptitle(f"BatchNorm removed, nothing else changed\n({setting_text(all_metrics)}; x = collapsed seed)",
+                 fontsize=11)
     fig.tight_layout()
     save(fig, args.out)
 

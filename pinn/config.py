@@ -2,6 +2,8 @@
 from dataclasses import asdict, dataclass, field, fields
 
 from pinn.problems import PROBLEMS
+from stablegrad.options import BIAS_MODES as BIASES
+from stablegrad.options import REFERENCES, STATISTICS, Options
 
 OPTIMIZERS = ("adamw", "stablegrad")
 ACTIVATIONS = ("tanh", "sin")
@@ -9,9 +11,6 @@ INITS = ("gain", "lsuv", "lsuv-jacobian")
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
-REFERENCES = ("last", "output")
-STATISTICS = ("std", "rms")
-BIASES = ("shared", "own", "none")
 
 
 @dataclass
@@ -21,10 +20,10 @@ class Points:
 
 
 @dataclass
-class StableGradOptions:
-    reference: str = "last"
-    statistic: str = "std"
-    bias: str = "shared"
+class StableGradOptions:  # the library's own defaults (stablegrad.options.Options); params.yaml sets each one
+    reference: str = Options.reference
+    statistic: str = Options.statistic
+    bias: str = Options.bias
 
 
 @dataclass

@@ -50,12 +50,17 @@ def _fmt_err(m: dict | None) -> str:
 
 
 def _fmt_acc(m: dict | None) -> str:
+    """'76.1 %' for one seed; 'median [min–max] %' over several, with how many seeds collapsed."""
     if m is None:
         return "–"
+    n = len(m.get("seeds", [0]))
     text = f"{100 * m['test_acc']:.1f} %"
+    if n > 1 and m.get("test_acc_min") is not None:
+        text = f"{100 * m['test_acc']:.1f} [{100 * m['test_acc_min']:.1f}–{100 * m['test_acc_max']:.1f}] %"
     if m.get("diverged"):
         epoch = m.get("diverged_epoch")
-        text += " (collapsed" + (f" at epoch {epoch})" if epoch is not None else ")")
+        seeds = f" in {m.get('diverged_seeds', 1)}/{n} seeds" if n > 1 else ""
+        text += f" (collapsed{seeds}" + (f", from epoch {epoch})" if epoch is not None else ")")
     return text
 
 
@@ -106,7 +111,7 @@ def main() -> None:
                  "PINN relative L2 error on the test grid, matched depth, AdamW vs AdamW + StableGrad.")
     write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, params["cnn"].variants),
                  "Test accuracy of ResNet-50 and EfficientNetV2-S with BatchNorm, without it (AdamW), and "
-                 "without it with StableGrad.")
+                 "without it with StableGrad: median [min–max] over the seeds of cnn.seeds.")
     n_pinn = sum(len(o) for d in summary["pinn"].values() for o in d.values())
     n_cnn = sum(len(v) for v in summary["cnn"].values())
     print(f"aggregated {n_pinn} PINN runs and {n_cnn} CNN runs into {args.summary}")

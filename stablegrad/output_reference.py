@@ -28,7 +28,9 @@ class OutputGradientReference:
             if isinstance(t, Tensor) and t.requires_grad and torch.is_grad_enabled():
                 t.register_hook(self._on_grad)
 
-    def _on_grad(self, grad: Tensor) -> None:
+    def _on_grad(self, grad: Tensor | None) -> None:
+        if grad is None:  # an output that received no gradient (seen with torch.compile'd callers)
+            return
         g = grad.detach()
         dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
         part = torch.stack([g.sum(dtype=dtype), g.square().sum(dtype=dtype),

@@ -30,6 +30,11 @@ def test_defaults_validate():
     ({"val_fraction": 0.8}, r"cnn\.val_fraction.*<= 0\.5"),
     ({"val_fraction": -0.1}, r"cnn\.val_fraction"),
     ({"val_fraction": "10%"}, r"cnn\.val_fraction"),
+    ({"seeds": []}, r"cnn\.seeds.*non-empty list of distinct integers"),
+    ({"seeds": [0, 0]}, r"cnn\.seeds.*distinct"),
+    ({"seeds": 3}, r"cnn\.seeds"),
+    ({"seeds": [0, -1]}, r"cnn\.seeds\[1\].*integer >= 0"),
+    ({"seed": 0}, r"unknown key `cnn\.seed`.*seeds"),
 ])
 def test_bad_values_name_the_key(section, match):
     with pytest.raises(ValueError, match=match):

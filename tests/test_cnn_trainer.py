@@ -3,6 +3,7 @@ collapse detection. Tiny inputs, few steps."""
 import csv
 import json
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,13 +88,15 @@ def _tiny_cfg(**kw) -> CnnConfig:
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     cfg = _tiny_cfg(epochs=2)
     full = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "full", progress=False)
-    part = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", stop_after_epoch=1, progress=False)
-    assert part["epochs"] == 1
-    resumed = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", progress=False)
+    ckpt = tmp_path / "checkpoints" / "resumed.pt"      # as the DVC stage does: outside the run folder
+    part = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", checkpoint=ckpt, stop_after_epoch=1,
+                 progress=False)
+    assert part["epochs"] == 1 and ckpt.is_file() and not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    resumed = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", checkpoint=ckpt, progress=False)
     for key in ("test_acc", "train_acc", "final_loss", "epochs", "diverged"):
         assert resumed[key] == full[key], key
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    b = torch.load(ckpt, weights_only=False)
     for name, p in a["model"].items():
         assert torch.equal(p, b["model"][name]), name
     ha = trainer_history(tmp_path / "full")
@@ -137,3 +140,41 @@ def test_validation_split_is_evaluated_and_recorded(tmp_path):
     assert float(rows[0]["val_acc"]) == pytest.approx(m["val_acc"], rel=1e-5)
     plain = train(_tiny_cfg(epochs=1), "resnet50", "bn-adamw", tmp_path / "plain", progress=False)
     assert plain["val_acc"] is None and trainer_history(tmp_path / "plain")[0]["val_acc"] == "nan"
+
+
+def test_stage_trains_every_seed_and_summarizes_them(tmp_path):
+    """The DVC stage over cnn.seeds: one output folder and one checkpoint per seed, the median in metrics.json,
+    and the first seed's history and gradient scales at the top (what the figures read)."""
+    import yaml
+
+    from cnn.stages import train as stage
+    params = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))
+    params["cnn"].update(image_size=8, train_subset=64, epochs=1, warmup_epochs=0, batch_size=32,
+                         val_fraction=0.0, record_every=1, device="cpu", seeds=[3, 1])
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out, ckpt = tmp_path / "run", tmp_path / "ckpt"
+    assert stage.main(["--arch", "resnet50", "--variant", "nobn-stablegrad", "--params", str(path),
+                       "--out", str(out), "--ckpt", str(ckpt), "--quiet"]) == 0
+    per_seed = [json.loads((out / "seeds" / f"seed{s}" / "metrics.json").read_text()) for s in (3, 1)]
+    assert [m["seed"] for m in per_seed] == [3, 1]
+    assert (ckpt / "seed3.pt").is_file() and (ckpt / "seed1.pt").is_file()
+    assert per_seed[0]["final_loss"] != per_seed[1]["final_loss"]           # the seeds are different runs
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["seeds"] == [3, 1] and m["test_acc_seeds"] == [p["test_acc"] for p in per_seed]
+    assert m["test_acc"] == pytest.approx(sum(m["test_acc_seeds"]) / 2)     # median of two
+    assert m["diverged_seeds"] == sum(p["diverged"] for p in per_seed)
+    assert (out / "history.csv").read_text() == (out / "seeds" / "seed3" / "history.csv").read_text()
+
+
+def test_summarize_seeds_median_and_collapse_count():
+    from cnn.stages.train import summarize_seeds
+    base = {"arch": "resnet50", "variant": "nobn-adamw", "epochs": 5, "wall_time_s": 1.0, "val_acc": None,
+            "train_acc": 0.5, "final_loss": 1.0, "diverged": False, "diverged_epoch": None}
+    runs = [{**base, "seed": 0, "test_acc": 0.8},
+            {**base, "seed": 1, "test_acc": 0.1, "diverged": True, "diverged_epoch": 1, "epochs": 3},
+            {**base, "seed": 2, "test_acc": 0.6}]
+    m = summarize_seeds(runs)
+    assert m["test_acc"] == 0.6 and (m["test_acc_min"], m["test_acc_max"]) == (0.1, 0.8)
+    assert m["diverged"] is True and m["diverged_seeds"] == 1 and m["diverged_epoch"] == 1
+    assert m["epochs"] == 3 and m["wall_time_s"] == 3.0 and m["val_acc"] is None and m["seeds"] == [0, 1, 2]

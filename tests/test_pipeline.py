@@ -69,7 +69,7 @@ def test_cli_exits_2_with_one_message(tmp_path):
 def test_aggregate_reads_only_the_runs_params_ask_for(tmp_path):
     params = _committed()
     params["pinn"].update(problems=["burgers"], depths=[4, 8], optimizers=["adamw", "stablegrad"])
-    params["cnn"].update(archs=["resnet50"], variants=["nobn-adamw", "nobn-stablegrad"])
+    params["cnn"].update(archs=["resnet50"], variants=["nobn-adamw", "nobn-stablegrad", "bn-adamw"])
     cfg = load(_write(tmp_path, params), check_paths=False)
     runs = tmp_path / "runs"
     for depth in (4, 8, 32):  # 32 is stale: not in pinn.depths any more
@@ -77,10 +77,13 @@ def test_aggregate_reads_only_the_runs_params_ask_for(tmp_path):
             d = runs / "pinn" / f"burgers-{depth}-{opt}"
             d.mkdir(parents=True)
             (d / "metrics.json").write_text(json.dumps({"rel_l2": 0.1 / (depth + i), "diverged": False}))
-    for variant, acc, div in (("nobn-adamw", 0.1, True), ("nobn-stablegrad", 0.9, False)):
+    three_seeds = {"seeds": [0, 1, 2], "test_acc_min": 0.1, "test_acc_max": 0.3, "diverged_seeds": 2}
+    for variant, acc, div, extra in (("nobn-adamw", 0.1, True, {}), ("nobn-stablegrad", 0.9, False, {}),
+                                     ("bn-adamw", 0.2, True, three_seeds)):
         d = runs / "cnn" / f"resnet50-{variant}"
         d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps({"test_acc": acc, "diverged": div, "diverged_epoch": 2}))
+        (d / "metrics.json").write_text(json.dumps({"test_acc": acc, "diverged": div, "diverged_epoch": 2,
+                                                    **extra}))
     summary = aggregate.collect(cfg, runs / "pinn", runs / "cnn")
     assert set(summary["pinn"]["burgers"]) == {"4", "8"}
     assert summary["pinn"]["burgers"]["8"]["stablegrad"]["rel_l2"] == pytest.approx(0.1 / 9)
@@ -88,7 +91,8 @@ def test_aggregate_reads_only_the_runs_params_ask_for(tmp_path):
     header, rows = aggregate.cnn_rows(summary, cfg["cnn"].variants)
     aggregate.write_tables(tmp_path / "t", header, rows, "caption")
     md = (tmp_path / "t.md").read_text()
-    assert "collapsed at epoch 2" in md and "90.0 %" in md
+    assert "10.0 % (collapsed, from epoch 2)" in md and "| 90.0 % |" in md
+    assert "20.0 [10.0–30.0] % (collapsed in 2/3 seeds, from epoch 2)" in md
     assert r"\begin{tabular}" in (tmp_path / "t.tex").read_text()
 
 

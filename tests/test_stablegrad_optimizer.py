@@ -323,3 +323,28 @@ def test_recorder_capture_empty_and_bad_input():
     assert d["steps"] == [0] and d["before"] == d["after"] and len(d["before"][0]) == 3
     with pytest.raises(ValueError, match="every"):
         GradScaleRecorder(every=0)
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.a, self.b = nn.Linear(3, 8), nn.Linear(8, 1), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.body(x))
+        return self.a(h), self.b(h)
+
+
+def test_output_reference_pools_only_outputs_that_receive_a_gradient():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    opt = StableGrad(torch.optim.SGD(model.parameters(), lr=0.1), model, reference="output")
+    opt._output_ref._on_grad(None)                      # a hook fired without a gradient: ignored
+    with pytest.raises(RuntimeError, match="saw no gradient"):
+        opt._output_ref.pop("rms")
+    x, y = batch(0)
+    ya, _ = model(x)                                     # head b is unused: no gradient reaches it
+    ya.retain_grad()
+    nn.functional.mse_loss(ya, y).backward()
+    sigma = opt._output_ref.pop("rms")
+    torch.testing.assert_close(sigma, ya.grad.square().mean().sqrt())
