@@ -46,9 +46,12 @@ def load(run: Path, epoch_index: int = 0):
 
 
 def status(run: Path) -> str:
-    """' - collapsed (from epoch k)' for a collapsed run, else ''."""
+    """' - collapsed (from epoch k)' if the plotted seed (the first; its grad_scales.json is the run's) collapsed."""
     path = run / "metrics.json"
     if path.is_file():
+        seeds = json.loads(path.read_text()).get("seeds")
+        if seeds and (run / "seeds" / f"seed{seeds[0]}" / "metrics.json").is_file():
+            path = run / "seeds" / f"seed{seeds[0]}" / "metrics.json"
         m = json.loads(path.read_text())
         if m.get("diverged"):
             return f" - collapsed (from epoch {m.get('diverged_epoch')})"
@@ -123,7 +126,8 @@ def main(argv=None) -> None:
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=3, fontsize=8.5,
                frameon=False, bbox_to_anchor=(0.5, -0.005))
-    fig.suptitle("Per-layer weight-gradient scale, BatchNorm removed (gradient of the cross-entropy loss)",
+    fig.suptitle("Per-layer weight-gradient scale, BatchNorm removed (gradient of the cross-entropy loss; "
+                 "first seed)",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     save(fig, args.out)
