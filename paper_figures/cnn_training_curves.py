@@ -90,7 +90,7 @@ def main(argv=None) -> None:
             for k, seed_dir in enumerate(seed_runs(run)):
                 h = read_history(seed_dir / "history.csv")
                 sm = json.loads((seed_dir / "metrics.json").read_text())
-                style = dict(marker="o", ms=3, lw=1.5, label=label) if k == 0 else dict(lw=0.8, alpha=0.6)
+                style = {"marker": "o", "ms": 3, "lw": 1.5, "label": label} if k == 0 else {"lw": 0.8, "alpha": 0.6}
                 loss = [v if math.isfinite(v) else float("nan") for v in h["loss"]]
                 ax_loss.plot(h["epoch"], loss, ls, color=c, **style)
                 acc = [100 * a for a in h["test_acc"]]

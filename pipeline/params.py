@@ -22,7 +22,7 @@ def read(path: str | Path = "params.yaml") -> dict:
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")
+        raise ValueError(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")  # noqa: TRY004
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(f"params: unknown top-level key(s) {unknown}; allowed: {', '.join(SECTIONS)}")

@@ -148,7 +148,7 @@ def test_stage_trains_every_seed_and_summarizes_them(tmp_path):
     import yaml
 
     from cnn.stages import train as stage
-    params = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["cnn"].update(image_size=8, train_subset=64, epochs=1, warmup_epochs=0, batch_size=32,
                          val_fraction=0.0, record_every=1, device="cpu", seeds=[3, 1])
     path = tmp_path / "params.yaml"
