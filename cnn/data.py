@@ -114,7 +114,7 @@ def build_datasets(cfg):
 
 def build_splits(cfg):
     """(train_set, val_set or None, test_set) for `cfg.dataset` (a validated CnnConfig)."""
-    vf = getattr(cfg, "val_fraction", 0.0)
+    vf = cfg.val_fraction
     val = None
     if cfg.dataset == "digits":
         parts = load_digits_split(cfg.image_size, seed=0, val_fraction=vf)

@@ -356,7 +356,6 @@ def _write_outputs(out: Path, metrics: dict, st: RunState, recorder: GradScaleRe
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for row in st.history:
-            row = {"val_acc": math.nan, **row}       # histories resumed from before the validation split
             w.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in cols})
     scales = recorder.to_dict()
     for key in ("before", "after"):

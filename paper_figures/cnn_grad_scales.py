@@ -19,6 +19,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from paper_figures.cnn_training_curves import seed_runs
 from paper_figures.style import COLORS, LABELS, save
 
 ARCHS = {"resnet50": "ResNet-50", "efficientnet_v2_s": "EfficientNetV2-S"}
@@ -47,11 +48,8 @@ def load(run: Path, epoch_index: int = 0):
 
 def status(run: Path) -> str:
     """' - collapsed (from epoch k)' if the plotted seed (the first; its grad_scales.json is the run's) collapsed."""
-    path = run / "metrics.json"
+    path = seed_runs(run)[0] / "metrics.json"
     if path.is_file():
-        seeds = json.loads(path.read_text()).get("seeds")
-        if seeds and (run / "seeds" / f"seed{seeds[0]}" / "metrics.json").is_file():
-            path = run / "seeds" / f"seed{seeds[0]}" / "metrics.json"
         m = json.loads(path.read_text())
         if m.get("diverged"):
             return f" - collapsed (from epoch {m.get('diverged_epoch')})"

@@ -36,9 +36,11 @@ def read_history(path: Path) -> dict[str, list[float]]:
 
 
 def seed_runs(run: Path) -> list[Path]:
-    """The folders of a run's seeds (first seed first), or [run] for a run written before seeds."""
-    seeds = sorted((run / "seeds").glob("seed*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
-    return [p for p in seeds if (p / "history.csv").is_file()] or [run]
+    """The folders of a run's seeds, in the order of its metrics.json `seeds` (first seed first), or [run] for a
+    run written before seeds."""
+    seeds = json.loads((run / "metrics.json").read_text()).get("seeds") if (run / "metrics.json").is_file() else None
+    dirs = [run / "seeds" / f"seed{s}" for s in seeds or []]
+    return [p for p in dirs if (p / "history.csv").is_file()] or [run]
 
 
 def setting_text(metrics: list[dict]) -> str:

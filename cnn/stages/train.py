@@ -57,19 +57,16 @@ def run(cfg, arch: str, variant: str, out: Path, ckpt_dir: Path | None, progress
     """Train every seed; on the main process write the summary into `out` and return it (else None)."""
     from cnn.trainer import train  # after validation: fail fast, import torch only when needed
 
-    per_seed = []
-    for seed in cfg.seeds:
-        seed_cfg = dataclasses.replace(cfg, seed=seed)
-        ckpt = ckpt_dir / f"seed{seed}.pt" if ckpt_dir else None
-        per_seed.append(train(seed_cfg, arch, variant, out / "seeds" / f"seed{seed}", checkpoint=ckpt,
-                              progress=progress))
+    seed_dirs = [out / "seeds" / f"seed{seed}" for seed in cfg.seeds]
+    per_seed = [train(dataclasses.replace(cfg, seed=seed), arch, variant, seed_dir, progress=progress,
+                      checkpoint=ckpt_dir / f"seed{seed}.pt" if ckpt_dir else None)
+                for seed, seed_dir in zip(cfg.seeds, seed_dirs)]
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     summary = summarize_seeds(per_seed)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    first = out / "seeds" / f"seed{cfg.seeds[0]}"
     for name in ("history.csv", "grad_scales.json"):
-        shutil.copyfile(first / name, out / name)
+        shutil.copyfile(seed_dirs[0] / name, out / name)
     return summary
 
 
