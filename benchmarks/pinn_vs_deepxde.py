@@ -4,11 +4,17 @@ Same network (8 hidden layers of 50, tanh, Glorot-normal init in both), the same
 Burgers example: 2540 domain, 80 boundary, 160 initial points, taken from DeepXDE's own sampler and fed
 to ours), the same optimizer (Adam, lr 1e-3), float32. DeepXDE computes u_x, u_t, u_xx by reverse-mode
 autograd (dde.grad.jacobian / hessian, cached per loss evaluation); ours propagates the value and its
-derivatives forward through the MLP in one stacked pass (pinn/derivatives.py) and backpropagates once.
-Ours is timed eager and with torch.compile of the loss (inductor fuses the elementwise work of the
-derivative streams, forward and backward); the compile time is printed separately (it is paid once per
-shape and cached on disk). Rounds alternate between all three so machine noise hits each; the median
-round is reported. The last line is `speedup_vs_deepxde=<DeepXDE s/iter over ours, compiled>`.
+derivatives forward through the MLP in one stacked pass (pinn/derivatives.py: derivative streams on the
+residual points only) and backpropagates once, with torch.compile of the loss (inductor fuses the
+elementwise work of the streams, forward and backward) and the hidden-layer products on oneDNN
+(pinn/gemm.py) instead of PyTorch's default MKL sgemm, which is slow on AMD CPUs.
+
+Two control rows split the gain into its parts: "ours, compiled, MKL" is our method with PyTorch's
+default products, and "DeepXDE, oneDNN" is DeepXDE with its nn.Linear layers switched to the same
+oneDNN products (pinn.gemm.mm_nt, differentiable to any order). The compile time is printed separately
+(paid once per shape, cached on disk). Rounds alternate between all variants so machine noise hits
+each; the median round is reported. The last line is
+`speedup_vs_deepxde=<DeepXDE as shipped, s/iter, over ours (compiled, oneDNN)>`.
 
     python benchmarks/pinn_vs_deepxde.py [--iters 50] [--rounds 7] [--threads 1]
 """
@@ -25,7 +31,7 @@ import torch
 NU = 0.01 / np.pi
 
 
-def deepxde_model(width, depth, lr):
+def deepxde_data():
     import deepxde as dde
 
     dde.config.set_default_float("float32")
@@ -40,14 +46,24 @@ def deepxde_model(width, depth, lr):
 
     bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
     ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
-    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80, num_initial=160)
+    return dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80, num_initial=160)
+
+
+def deepxde_model(data, width, depth, lr, onednn=False):
+    import deepxde as dde
+
     net = dde.nn.FNN([2] + [width] * depth + [1], "tanh", "Glorot normal")
+    if onednn:  # the control: DeepXDE's layers on the same oneDNN products as ours
+        from pinn.gemm import mm_nt
+
+        for lin in net.linears:
+            lin.forward = lambda x, lin=lin: mm_nt(x, lin.weight) + lin.bias
     model = dde.Model(data, net)
     model.compile("adam", lr=lr)
-    return model, data
+    return model
 
 
-def our_setup(data, width, depth, lr, compile=False):
+def our_setup(data, width, depth, lr, compile=False, gemm="auto"):
     from pinn.derivatives import value_and_derivatives
     from pinn.model import MLP
     from pinn.problems import burgers
@@ -66,8 +82,8 @@ def our_setup(data, width, depth, lr, compile=False):
     n = len(x_dom)
 
     def loss_fn():
-        u, du, d2u = value_and_derivatives(model, x_all, burgers.SECOND)
-        res = burgers.residual(x_all[:n], u[:n], du[:n], {0: d2u[0][:n]})
+        u, du, d2u = value_and_derivatives(model, x_all, burgers.SECOND, n, gemm=gemm)
+        res = burgers.residual(x_all[:n], u[:n], du, d2u)
         return res.square().mean() + (u[n:] - g).square().mean()
 
     loss_fn = torch.compile(loss_fn, dynamic=False) if compile else loss_fn
@@ -93,12 +109,16 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    dde_model, data = deepxde_model(args.width, args.depth, 1e-3)
+    data = deepxde_data()
+    dde_model = deepxde_model(data, args.width, args.depth, 1e-3)
+    dde_onednn = deepxde_model(data, args.width, args.depth, 1e-3, onednn=True)
     ours, n_pts = our_setup(data, args.width, args.depth, 1e-3)
+    ours_mkl, _ = our_setup(data, args.width, args.depth, 1e-3, compile=True, gemm="aten")
     ours_c, _ = our_setup(data, args.width, args.depth, 1e-3, compile=True)
     print(f"Burgers, {args.depth}x{args.width} tanh, Adam 1e-3, float32, {n_pts} training points, "
           f"{torch.get_num_threads()} threads, {args.iters} iterations x {args.rounds} rounds")
-    dde_model.train(iterations=20, display_every=10**9, verbose=0)   # warm-up
+    for m in (dde_model, dde_onednn):
+        m.train(iterations=20, display_every=10**9, verbose=0)   # warm-up
     for _ in range(20):
         ours()
     t0 = time.perf_counter()
@@ -107,23 +127,27 @@ def main():
           "(first call; cached on disk for later runs)")
     for _ in range(20):
         ours_c()
-    times = {"DeepXDE": [], "ours, eager": [], "ours, compiled": []}
-
-    def timed(key, fn):
-        t0 = time.perf_counter()
-        fn()
-        times[key].append((time.perf_counter() - t0) / args.iters)
-
+        ours_mkl()
+    variants = {
+        "DeepXDE": lambda: dde_model.train(iterations=args.iters, display_every=10**9, verbose=0),
+        "DeepXDE, oneDNN": lambda: dde_onednn.train(iterations=args.iters, display_every=10**9, verbose=0),
+        "ours, eager": lambda: [ours() for _ in range(args.iters)],
+        "ours, compiled, MKL": lambda: [ours_mkl() for _ in range(args.iters)],
+        "ours, compiled": lambda: [ours_c() for _ in range(args.iters)],
+    }
+    times = {k: [] for k in variants}
     for _ in range(args.rounds):
-        timed("DeepXDE", lambda: dde_model.train(iterations=args.iters, display_every=10**9, verbose=0))
-        timed("ours, eager", lambda: [ours() for _ in range(args.iters)])
-        timed("ours, compiled", lambda: [ours_c() for _ in range(args.iters)])
+        for key, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - t0) / args.iters)
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in times.items():
-        print(f"{k:15s} {med[k] * 1e3:7.2f} ms/iter  x{med['DeepXDE'] / med[k]:.2f}  "
+        print(f"{k:20s} {med[k] * 1e3:7.2f} ms/iter  x{med['DeepXDE'] / med[k]:.2f}  "
               f"(rounds: {', '.join(f'{t * 1e3:.2f}' for t in v)})")
+    print(f"same products on both sides (DeepXDE, oneDNN over ours, compiled): "
+          f"x{med['DeepXDE, oneDNN'] / med['ours, compiled']:.2f}")
     print(f"speedup_vs_deepxde={med['DeepXDE'] / med['ours, compiled']:.3f}")
-
 
 if __name__ == "__main__":
     main()

@@ -3,39 +3,80 @@ import pytest
 import torch
 
 from pinn.derivatives import autograd_derivatives, value_and_derivatives
+from pinn.gemm import onednn_available
 from pinn.model import MLP
 
+GEMMS = ["aten", pytest.param("onednn", marks=pytest.mark.skipif(not onednn_available(), reason="no oneDNN"))]
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+
+@pytest.mark.parametrize("dtype,tol,gemm", [(torch.float64, 1e-10, "aten"), (torch.float32, 1e-5, "aten"),
+                                            (torch.float32, 1e-5, "onednn")])
 @pytest.mark.parametrize("activation", ["tanh", "sin"])
 @pytest.mark.parametrize("second", [(0,), (0, 1), (1,)])
-def test_matches_autograd(dtype, tol, activation, second):
+@pytest.mark.parametrize("n_deriv", [None, 40])
+def test_matches_autograd(dtype, tol, gemm, activation, second, n_deriv):
+    if gemm == "onednn" and not onednn_available():
+        pytest.skip("no oneDNN")
     torch.manual_seed(0)
     model = MLP(2, 24, 6, activation=activation, lower=[-1.0, 0.0], upper=[1.0, 2.0]).to(dtype)
     x = torch.rand(64, 2, dtype=dtype) * torch.tensor([2.0, 2.0], dtype=dtype) - torch.tensor([1.0, 0.0],
                                                                                               dtype=dtype)
-    u, du, d2u = value_and_derivatives(model, x, second)
+    u, du, d2u = value_and_derivatives(model, x, second, n_deriv, gemm=gemm)
     ua, dua, d2ua = autograd_derivatives(model, x, second)
+    n = 64 if n_deriv is None else n_deriv
     scale = lambda t: tol * max(1.0, t.abs().max().item())
+    assert u.shape == (64,) and du.shape == (n, 2) and set(d2u) == set(second)
     assert (u - ua).abs().max() <= scale(ua)
-    assert (du - dua).abs().max() <= scale(dua)
-    assert set(d2u) == set(second)
+    assert (du - dua[:n]).abs().max() <= scale(dua)
     for k in second:
-        assert (d2u[k] - d2ua[k]).abs().max() <= scale(d2ua[k])
-    assert torch.equal(u, model(x)[:, 0]) or (u - model(x)[:, 0]).abs().max() <= scale(ua)
+        assert d2u[k].shape == (n,)
+        assert (d2u[k] - d2ua[k][:n]).abs().max() <= scale(d2ua[k])
+    assert (u - model(x)[:, 0]).abs().max() <= scale(ua)
 
 
-def test_weight_gradients_match_autograd():
+def _loss_grads(model, x, fn, **kw):
+    model.zero_grad()
+    u, du, d2u = fn(model, x, (0, 1), **kw)
+    n = du.shape[0]
+    (u[:n] * du[:, 1] + d2u[0] ** 2 - d2u[1]).square().mean().backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("n_deriv", [None, 30])
+def test_weight_gradients_match_autograd(n_deriv):
     # The loss gradient through the forward-propagated derivatives equals the nested-autograd one.
     torch.manual_seed(1)
     model = MLP(2, 16, 4).double()
     x = torch.rand(50, 2, dtype=torch.float64)
+    n = 50 if n_deriv is None else n_deriv
 
-    def grads(fn):
-        model.zero_grad()
-        u, du, d2u = fn(model, x, (0, 1))
-        (u * du[:, 1] + d2u[0] ** 2 - d2u[1]).square().mean().backward()
-        return [p.grad.clone() for p in model.parameters()]
+    def nested(model, x, second):
+        u, du, d2u = autograd_derivatives(model, x, second)
+        return u, du[:n], {k: v[:n] for k, v in d2u.items()}
 
-    for a, b in zip(grads(value_and_derivatives), grads(autograd_derivatives)):
+    ours = _loss_grads(model, x, value_and_derivatives, n_deriv=n_deriv)
+    for a, b in zip(ours, _loss_grads(model, x, nested)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm", GEMMS)
+def test_float32_weight_gradients_match_float64(gemm):
+    # float32 (on oneDNN or aten products) agrees with the float64 gradient to float32 accuracy.
+    torch.manual_seed(2)
+    model = MLP(2, 32, 6).double()
+    x = torch.rand(200, 2, dtype=torch.float64)
+    ref = _loss_grads(model, x, value_and_derivatives, n_deriv=150)
+    got = _loss_grads(model.float(), x.float(), value_and_derivatives, n_deriv=150, gemm=gemm)
+    for a, b in zip(got, ref):
+        assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max()
+
+
+def test_bad_n_deriv_and_gemm_are_rejected():
+    model = MLP(2, 8, 2)
+    x = torch.rand(10, 2)
+    with pytest.raises(ValueError, match="n_deriv"):
+        value_and_derivatives(model, x, (0,), 11)
+    with pytest.raises(ValueError, match="gemm"):
+        value_and_derivatives(model, x, (0,), gemm="blas")
+    with pytest.raises(ValueError, match="float32 CPU"):
+        value_and_derivatives(model.double(), x.double(), (0,), gemm="onednn")
