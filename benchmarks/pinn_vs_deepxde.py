@@ -149,5 +149,6 @@ def main():
           f"x{med['DeepXDE, oneDNN'] / med['ours, compiled']:.2f}")
     print(f"speedup_vs_deepxde={med['DeepXDE'] / med['ours, compiled']:.3f}")
 
+
 if __name__ == "__main__":
     main()

@@ -6,17 +6,16 @@ from pinn.derivatives import autograd_derivatives, value_and_derivatives
 from pinn.gemm import onednn_available
 from pinn.model import MLP
 
-GEMMS = ["aten", pytest.param("onednn", marks=pytest.mark.skipif(not onednn_available(), reason="no oneDNN"))]
+NEEDS_ONEDNN = pytest.mark.skipif(not onednn_available(), reason="no oneDNN")
+GEMMS = ["aten", pytest.param("onednn", marks=NEEDS_ONEDNN)]
 
 
 @pytest.mark.parametrize("dtype,tol,gemm", [(torch.float64, 1e-10, "aten"), (torch.float32, 1e-5, "aten"),
-                                            (torch.float32, 1e-5, "onednn")])
+                                            pytest.param(torch.float32, 1e-5, "onednn", marks=NEEDS_ONEDNN)])
 @pytest.mark.parametrize("activation", ["tanh", "sin"])
 @pytest.mark.parametrize("second", [(0,), (0, 1), (1,)])
 @pytest.mark.parametrize("n_deriv", [None, 40])
 def test_matches_autograd(dtype, tol, gemm, activation, second, n_deriv):
-    if gemm == "onednn" and not onednn_available():
-        pytest.skip("no oneDNN")
     torch.manual_seed(0)
     model = MLP(2, 24, 6, activation=activation, lower=[-1.0, 0.0], upper=[1.0, 2.0]).to(dtype)
     x = torch.rand(64, 2, dtype=dtype) * torch.tensor([2.0, 2.0], dtype=dtype) - torch.tensor([1.0, 0.0],
