@@ -17,10 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Reproduce every result and figure on the default (CPU-sized) params.yaml.
+# Reproduce every result and figure on the default (CPU-sized) params.yaml (its first stage checks the file).
 # The venv's bin comes first on PATH so that the `python` of each dvc.yaml stage is the venv's.
 repro: install
-	$(BIN)/python -m pipeline.params params.yaml
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).

@@ -1,189 +1,158 @@
-"""The `cnn:` section of params.yaml: dataclasses and validation.
+"""The `cnn:` section of params.yaml (and the optional `cnn_imagenet:`): one dataclass, validated before any
+work starts. params.yaml is the one place of the values: every key is required.
 
-`validate(section)` turns the raw dict into a `CnnConfig` or raises one `ValueError` naming the full
-key (e.g. `cnn.variants[2]`), the bad value and what is allowed, before any training starts.
+Architectures: any torchvision classification builder (`torchvision.models.list_models`), e.g. resnet50,
+efficientnet_v2_s, resnet18, mobilenet_v3_small. Variants: `<bn|nobn>-<control>` (pipeline/names.py).
+Data paths are not checked here but by the stage that reads them (cnn/data.py), so a machine without
+ImageNet can still run everything else.
+
+    python -m cnn.config params.yaml      # exits 2 with one line naming the key
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
+import sys
+from dataclasses import dataclass
 
-from stablegrad.options import BIAS_MODES as BIASES
-from stablegrad.options import REFERENCES, STATISTICS, Options
+import torch
 
-ARCHS = ("resnet50", "efficientnet_v2_s")
-VARIANTS = ("bn-adamw", "nobn-adamw", "nobn-stablegrad")
+from cnn.models import available_archs
+from pipeline import validate as v
+from pipeline.controls import OPTIONS as CONTROL_OPTIONS
+from pipeline.controls import BaseSettings
+from pipeline.names import CNN_VARIANTS, parse_variant
+from pipeline.params import exits_on_bad_input, read
+
 DATASETS = ("digits", "cifar100", "imagenet")
 STEMS = ("imagenet", "cifar")
 DEVICES = ("auto", "cpu", "cuda")
 AMP = ("bf16", "fp16", "none")
-
-
-@dataclass
-class StableGradConfig:  # the library's own defaults (stablegrad.options.Options); params.yaml sets each one
-    reference: str = Options.reference
-    statistic: str = Options.statistic
-    bias: str = Options.bias
+CLASSES = {"digits": 10, "cifar100": 100, "imagenet": 1000}
 
 
 @dataclass
 class CollapseConfig:
     # A run has collapsed when its loss is not finite, or when its training accuracy stays below
     # `chance_factor` x chance for `patience` consecutive epochs (counted from the first epoch).
-    patience: int = 3
-    chance_factor: float = 1.5
+    patience: int
+    chance_factor: float
 
 
 @dataclass
 class CnnConfig:
-    archs: list[str] = field(default_factory=lambda: list(ARCHS))
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    dataset: str = "digits"
-    data_root: str = "data"
-    imagenet_path: str | None = None
-    download: bool = False
-    image_size: int = 32
-    stem: str = "imagenet"
-    train_subset: int = 0          # 0 = the whole training set; n > 0 = the first n (seeded) samples
-    val_fraction: float = 0.0      # 0 = no validation split; f in (0, 0.5]: a seeded held-out part of the
-                                   # training set (never the test set), evaluated without augmentation
-    epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 1
-    label_smoothing: float = 0.0
-    seeds: list[int] = field(default_factory=lambda: [0])  # one run per seed; metrics = median over them
-    seed: int = 0                  # the seed of one run (set per run from `seeds`; not a params.yaml key)
-    num_workers: int = 0
-    device: str = "auto"
-    amp: str = "bf16"
-    channels_last: bool = True
-    record_every: int = 5
-    stablegrad: StableGradConfig = field(default_factory=StableGradConfig)
-    collapse: CollapseConfig = field(default_factory=CollapseConfig)
+    archs: list
+    variants: dict             # <bn|nobn>-<control> -> the control's options, e.g. {bn-adamw: {}, nobn-agc: {...}}
+    dataset: str
+    data_root: str
+    imagenet_path: str | None
+    download: bool
+    image_size: int
+    stem: str
+    train_subset: int          # 0 = the whole training set; n > 0 = n (seeded) samples
+    val_fraction: float        # 0 = no validation split; f in (0, 0.5]: a fixed held-out part of the training set
+    epochs: int
+    batch_size: int            # global (split over DDP processes)
+    lr: float
+    weight_decay: float
+    warmup_epochs: int
+    label_smoothing: float
+    seeds: list
+    num_workers: int
+    device: str
+    amp: str
+    channels_last: bool
+    record_every: int
+    collapse: CollapseConfig
+    seed: int = 0              # the seed of one run (set per run from `seeds`; not a params.yaml key)
 
     @property
     def num_classes(self) -> int:
-        return {"digits": 10, "cifar100": 100, "imagenet": 1000}[self.dataset]
+        return CLASSES[self.dataset]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def base(self) -> BaseSettings:
+        return BaseSettings(self.lr, weight_decay=self.weight_decay)
 
-def _fail(key: str, value, allowed: str) -> None:
-    raise ValueError(f"params: `{key}` = {value!r} is not valid; allowed: {allowed}")
-
-
-def _check_choice(key: str, value, choices) -> None:
-    if value not in choices:
-        _fail(key, value, " | ".join(choices))
-
-
-def _check_int(key: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        _fail(key, value, f"an integer >= {lo}")
+    def run_settings(self, arch: str, variant: str) -> dict:
+        """What one seed's run reads (not the lists of runs, not the other controls' options)."""
+        shared = {k: x for k, x in self.to_dict().items() if k not in ("archs", "variants", "seeds", "num_workers")}
+        return {**shared, "arch": arch, "variant": variant, "options": self.variants[variant]}
 
 
-def _check_float(key: str, value, lo: float, hi: float | None = None, lo_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
-    if not ok:
-        rng = f"{'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-        _fail(key, value, f"a number {rng}")
+def _device(key, value):
+    value = v.choice(*DEVICES)(key, value)
+    if value == "cuda" and not torch.cuda.is_available():
+        v.fail(key, value, "auto | cpu (CUDA is not available on this machine)")
+    return value
 
 
-def _check_bool(key: str, value) -> None:
-    if not isinstance(value, bool):
-        _fail(key, value, "true | false")
+def _arch(key, value):
+    if value not in available_archs():
+        v.fail(key, value, "a torchvision classification model builder, e.g. resnet50 | efficientnet_v2_s | "
+               "resnet18 (torchvision.models.list_models(module=torchvision.models))")
+    return value
 
 
-def _check_keys(prefix: str, section: dict, allowed) -> None:
-    if not isinstance(section, dict):
-        raise ValueError(f"params: `{prefix}` must be a mapping, got {type(section).__name__}")  # noqa: TRY004
-    for key in section:
-        if key not in allowed:
-            raise ValueError(f"params: unknown key `{prefix}.{key}`; allowed keys: {', '.join(sorted(allowed))}")
+SPEC = {
+    "archs": v.list_of(_arch),
+    "variants": v.mapping_of(v.choice(*CNN_VARIANTS),
+                             lambda key, name: v.sub(CONTROL_OPTIONS[parse_variant(name)[1]])),
+    "dataset": v.choice(*DATASETS),
+    "data_root": v.path,
+    "imagenet_path": v.optional_path,
+    "download": v.boolean,
+    "image_size": v.integer(8),
+    "stem": v.choice(*STEMS),
+    "train_subset": v.integer(0),
+    "val_fraction": v.number(0, 0.5),
+    "epochs": v.integer(1),
+    "batch_size": v.integer(1),
+    "lr": v.number(0, 10, lo_open=True),
+    "weight_decay": v.number(0, 10),
+    "warmup_epochs": v.integer(0),
+    "label_smoothing": v.number(0, 1),
+    "seeds": v.list_of(v.integer(0)),
+    "num_workers": v.integer(0),
+    "device": _device,
+    "amp": v.choice(*AMP),
+    "channels_last": v.boolean,
+    "record_every": v.integer(1),
+    "collapse": v.sub({"patience": v.integer(1), "chance_factor": v.number(1)}, CollapseConfig),
+}
 
 
-def _check_names(key: str, value, choices) -> list[str]:
-    if not isinstance(value, list) or not value:
-        _fail(key, value, f"a non-empty list of names from {' | '.join(choices)}")
-    for i, name in enumerate(value):
-        _check_choice(f"{key}[{i}]", name, choices)
-    if len(set(value)) != len(value):
-        _fail(key, value, "a list without repeated names")
-    return list(value)
-
-
-def _sub(prefix: str, raw, cls):
-    raw = {} if raw is None else raw
-    names = {f.name for f in dataclasses.fields(cls)}
-    _check_keys(prefix, raw, names)
-    return cls(**raw)
-
-
-def validate(section: dict, prefix: str = "cnn", check_paths: bool = True) -> CnnConfig:
-    """Validate the raw `cnn:` mapping; return a `CnnConfig` or raise `ValueError` naming the key."""
-    section = {} if section is None else section
-    top = {f.name for f in dataclasses.fields(CnnConfig)} - {"seed"}
-    _check_keys(prefix, section, top)
-    raw = dict(section)
-    sg = _sub(f"{prefix}.stablegrad", raw.pop("stablegrad", None), StableGradConfig)
-    col = _sub(f"{prefix}.collapse", raw.pop("collapse", None), CollapseConfig)
-    cfg = CnnConfig(**raw, stablegrad=sg, collapse=col)
-    p = prefix
-    cfg.archs = _check_names(f"{p}.archs", cfg.archs, ARCHS)
-    cfg.variants = _check_names(f"{p}.variants", cfg.variants, VARIANTS)
-    _check_choice(f"{p}.dataset", cfg.dataset, DATASETS)
-    _check_choice(f"{p}.stem", cfg.stem, STEMS)
-    _check_choice(f"{p}.device", cfg.device, DEVICES)
-    _check_choice(f"{p}.amp", cfg.amp, AMP)
-    _check_choice(f"{p}.stablegrad.reference", sg.reference, REFERENCES)
-    _check_choice(f"{p}.stablegrad.statistic", sg.statistic, STATISTICS)
-    _check_choice(f"{p}.stablegrad.bias", sg.bias, BIASES)
-    for key in ("image_size",):
-        _check_int(f"{p}.{key}", getattr(cfg, key), 8)
-    for key in ("epochs", "batch_size", "record_every"):
-        _check_int(f"{p}.{key}", getattr(cfg, key), 1)
-    for key in ("train_subset", "warmup_epochs", "num_workers"):
-        _check_int(f"{p}.{key}", getattr(cfg, key), 0)
-    if not isinstance(cfg.seeds, list) or not cfg.seeds or len(set(map(repr, cfg.seeds))) != len(cfg.seeds):
-        _fail(f"{p}.seeds", cfg.seeds, "a non-empty list of distinct integers >= 0")
-    for i, s in enumerate(cfg.seeds):
-        _check_int(f"{p}.seeds[{i}]", s, 0)
-    cfg.seed = cfg.seeds[0]
-    _check_int(f"{p}.collapse.patience", col.patience, 1)
-    _check_float(f"{p}.collapse.chance_factor", col.chance_factor, 1.0)
-    _check_float(f"{p}.lr", cfg.lr, 0.0, 10.0, lo_open=True)
-    _check_float(f"{p}.weight_decay", cfg.weight_decay, 0.0, 10.0)
-    _check_float(f"{p}.label_smoothing", cfg.label_smoothing, 0.0, 1.0)
-    _check_float(f"{p}.val_fraction", cfg.val_fraction, 0.0, 0.5)
-    for key in ("download", "channels_last"):
-        _check_bool(f"{p}.{key}", getattr(cfg, key))
-    if not isinstance(cfg.data_root, str) or not cfg.data_root:
-        _fail(f"{p}.data_root", cfg.data_root, "a directory path (string)")
+def validate(section, prefix: str = "cnn") -> CnnConfig:
+    """The `cnn:` mapping as a CnnConfig, or BadInput (a ValueError) naming the full key."""
+    checked = v.section(prefix, section, SPEC)
+    cfg = CnnConfig(**checked, seed=checked["seeds"][0])
     if cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
-        _fail(f"{p}.warmup_epochs", cfg.warmup_epochs, f"fewer than {p}.epochs = {cfg.epochs}")
-    if cfg.dataset == "imagenet":
-        if not cfg.imagenet_path:
-            raise ValueError(
-                f"params: `{p}.dataset` is 'imagenet' but `{p}.imagenet_path` is not set; set it to the "
-                "ImageNet-1k root that holds train/ and val/ class folders (ImageFolder layout)")
-        if check_paths:
-            for split in ("train", "val"):
-                d = Path(cfg.imagenet_path) / split
-                if not d.is_dir():
-                    raise ValueError(
-                        f"params: `{p}.imagenet_path` = {cfg.imagenet_path!r}: folder {str(d)!r} does not "
-                        "exist; point it to the ImageNet-1k root with train/ and val/ class folders")
-    elif cfg.imagenet_path is not None and not isinstance(cfg.imagenet_path, str):
-        _fail(f"{p}.imagenet_path", cfg.imagenet_path, "null or a directory path")
-    if cfg.dataset == "cifar100" and check_paths:
-        from cnn.data import check_cifar_available
-
-        check_cifar_available(cfg.data_root, cfg.download, key=f"{p}.download")
+        v.fail(f"{prefix}.warmup_epochs", cfg.warmup_epochs, f"fewer than `{prefix}.epochs` = {cfg.epochs}")
+    if cfg.dataset == "imagenet" and not cfg.imagenet_path:
+        v.fail(f"{prefix}.imagenet_path", cfg.imagenet_path,
+               f"the ImageNet-1k root holding train/ and val/ (`{prefix}.dataset` is imagenet)")
     return cfg
+
+
+def load(path="params.yaml", section: str = "cnn") -> CnnConfig:
+    raw = read(path)
+    if section not in raw:
+        raise v.BadInput(f"params file {str(path)!r} has no `{section}:` section")
+    return validate(raw[section], prefix=section)
+
+
+@exits_on_bad_input
+def main(argv=None) -> int:
+    """Check `cnn:` and, if present, `cnn_imagenet:`."""
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "params.yaml"
+    sections = [s for s in ("cnn", "cnn_imagenet") if s == "cnn" or s in read(path)]
+    for s in sections:
+        load(path, s)
+    print(f"{path}: {' and '.join(sections)} section{'s' if len(sections) > 1 else ''} ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

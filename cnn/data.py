@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from pipeline.validate import BadInput
+
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +69,7 @@ def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float 
     va = None
     if val_fraction > 0:
         if round(len(tr) * val_fraction) < 10:
-            raise ValueError(f"`cnn.val_fraction` = {val_fraction} gives fewer than 10 validation images (one "
+            raise BadInput(f"`cnn.val_fraction` = {val_fraction} gives fewer than 10 validation images (one "
                              f"per class) out of {len(tr)}; use a larger fraction or 0")
         tr, va = train_test_split(tr, test_size=val_fraction, random_state=VAL_SEED, stratify=d.target[tr])
     mean, std = x[tr].mean(), x[tr].std()
@@ -81,19 +83,19 @@ def split_indices(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
     """(train indices, validation indices) of a data set of size n: a fixed seeded permutation."""
     n_val = round(n * val_fraction)
     if val_fraction > 0 and not 0 < n_val < n:
-        raise ValueError(f"`cnn.val_fraction` = {val_fraction} leaves no training or no validation image "
+        raise BadInput(f"`cnn.val_fraction` = {val_fraction} leaves no training or no validation image "
                          f"out of {n}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED)).tolist()
     return sorted(perm[n_val:]), sorted(perm[:n_val])
 
 
 def check_cifar_available(root: str, download: bool, key: str = "cnn.download") -> None:
-    """Raise a clear ValueError, before training, if CIFAR-100 is neither in `root` nor downloadable."""
+    """Raise BadInput (one line) before training if CIFAR-100 is neither in `root` nor downloadable."""
     folder = Path(root) / "cifar-100-python"
     if (folder / "train").is_file() and (folder / "test").is_file():
         return
     if not download:
-        raise ValueError(
+        raise BadInput(
             f"CIFAR-100 is not in {str(folder)!r} and `{key}` is false; set `{key}: true` (needs "
             f"internet) or place the extracted cifar-100-python folder in {root!r}")
     import socket
@@ -101,7 +103,7 @@ def check_cifar_available(root: str, download: bool, key: str = "cnn.download") 
     try:
         socket.create_connection(("www.cs.toronto.edu", 443), timeout=5).close()
     except OSError as e:
-        raise ValueError(
+        raise BadInput(
             f"CIFAR-100 is not in {str(folder)!r} and cannot be downloaded (no network: {e}); download "
             f"cifar-100-python.tar.gz on a machine with internet and extract it into {root!r}") from e
 
@@ -150,7 +152,7 @@ def build_splits(cfg):
         root = Path(cfg.imagenet_path)
         for split in ("train", "val"):
             if not (root / split).is_dir():
-                raise ValueError(f"`cnn.imagenet_path`: {str(root / split)!r} does not exist; point it to "
+                raise BadInput(f"`cnn.imagenet_path`: {str(root / split)!r} does not exist; point it to "
                                  "the ImageNet-1k root with train/ and val/ class folders")
         train, test = ImageFolder(root / "train", train_tf), ImageFolder(root / "val", test_tf)
         if vf > 0:  # ImageNet's own val/ folder is our test set; validation comes out of train/
@@ -158,8 +160,20 @@ def build_splits(cfg):
             val = Subset(ImageFolder(root / "train", test_tf), va_idx)
             train = Subset(train, tr_idx)
     else:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}")
+        raise BadInput(f"unknown dataset {cfg.dataset!r}")
     if cfg.train_subset and cfg.train_subset < len(train):
         g = torch.Generator().manual_seed(cfg.seed)
         train = Subset(train, torch.randperm(len(train), generator=g)[: cfg.train_subset].tolist())
     return train, val, test
+
+
+def data_fingerprint(dataset) -> list:
+    """Arrays that identify the training data of a run (for its run key): its size, the indices a Subset
+    takes, and the images themselves for digits (in memory) or the labels for the file-backed data sets."""
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    out = [np.array([len(dataset)]), np.asarray(getattr(dataset, "indices", []), dtype=np.int64)]
+    if isinstance(base, DigitsDataset):
+        out += [base.images.numpy(), base.labels.numpy()]
+    elif hasattr(base, "targets"):
+        out.append(np.asarray(base.targets, dtype=np.int64))
+    return out

@@ -1,16 +1,23 @@
-"""ResNet-50 and EfficientNetV2-S from torchvision, with and without BatchNorm.
+"""Any torchvision classification model (ResNet-50 and EfficientNetV2-S in the paper), with and without BatchNorm.
 
-Both are built exactly as torchvision builds them (weights=None); the BN-free model then has every
-BatchNorm module replaced by `nn.Identity` and nothing else changed (see SCIENCE.md section 5: the
-`norm_layer` argument does not work for this). An optional small-image stem ("cifar") is applied
-before BN removal, identically for every variant.
+Each is built exactly as torchvision builds it (weights=None); the BN-free model then has every BatchNorm
+module replaced by `nn.Identity` and nothing else changed (the `norm_layer` argument does not work for this:
+EfficientNet's builder passes its own, and ResNet's `zero_init_residual` needs a BN weight). An optional
+small-image stem ("cifar", ResNets and EfficientNets) is applied before BN removal, identically for every
+variant. Adding a model takes no code: put its torchvision builder name in `cnn.archs`.
 """
 from __future__ import annotations
+
+import functools
 
 import torchvision
 from torch import nn
 
-ARCHS = ("resnet50", "efficientnet_v2_s")
+
+@functools.cache
+def available_archs() -> tuple[str, ...]:
+    """The names of torchvision's classification model builders (resnet50, efficientnet_v2_s, ...)."""
+    return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
 def remove_batchnorm_(model: nn.Module) -> nn.Module:
@@ -25,19 +32,23 @@ def remove_batchnorm_(model: nn.Module) -> nn.Module:
 
 def _cifar_stem_(model: nn.Module, arch: str) -> None:
     """Small-image stem: ResNet 3x3/stride-1 first conv and no max-pool; EfficientNet first conv stride 1."""
-    if arch == "resnet50":
+    if arch.startswith(("resnet", "resnext", "wide_resnet")):
         old = model.conv1
         model.conv1 = nn.Conv2d(3, old.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
-    else:
+    elif arch.startswith("efficientnet"):
         model.features[0][0].stride = (1, 1)
+    else:
+        raise ValueError(f"stem 'cifar' is defined for ResNets and EfficientNets only, not {arch!r}; "
+                         "use stem 'imagenet' (torchvision's own)")
 
 
 def build_model(arch: str, num_classes: int, batchnorm: bool = True, stem: str = "imagenet") -> nn.Module:
     """The standard torchvision model (random init); BN-free if `batchnorm` is False."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; allowed: {' | '.join(ARCHS)}")
+    if arch not in available_archs():
+        raise ValueError(f"unknown architecture {arch!r}; allowed: a torchvision classification model builder "
+                         "(torchvision.models.list_models(module=torchvision.models))")
     if stem not in ("imagenet", "cifar"):
         raise ValueError(f"unknown stem {stem!r}; allowed: imagenet | cifar")
     model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)

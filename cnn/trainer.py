@@ -1,29 +1,27 @@
-"""Training loop for the three variants: `bn-adamw`, `nobn-adamw`, `nobn-stablegrad`.
+"""Training loop for every variant `<bn|nobn>-<control>` (bn-adamw, nobn-adamw, nobn-stablegrad, nobn-agc, ...).
 
-Everything but the variant is identical between runs: AdamW (lr, weight decay, betas, eps), the
-warm-up + cosine schedule (per step), batch size, data order, augmentation, seed and initial weights.
+Everything but the variant is identical between runs: the base optimizer settings (lr, weight decay), the
+warm-up + cosine schedule (per step), batch size, data order, augmentation, seed and initial weights; the
+gradient control comes from the registry in pipeline/controls.py.
 
 - CUDA: bf16 autocast (or fp16 with GradScaler: scale(loss).backward -> unscale_ -> step, where
   StableGrad rescales the unscaled gradients inside its step and non-finite steps are skipped by the
   scaler before StableGrad sees them -> update), channels_last.
 - DDP when started by `torchrun` (gloo on CPU, nccl on CUDA). StableGrad wraps the DDP model's
   `.module`; gradients are already averaged when `backward()` returns, so it needs no communication.
-- A checkpoint after every epoch; a run restarted with the same settings resumes from it and reaches
-  the same result as an uninterrupted run (the data order and augmentation of epoch e depend only on
-  (seed, e), and the optimizer, scheduler, scaler and recorder states are restored).
+- A checkpoint after every epoch (pipeline/runs.py); a run restarted with the same settings, data and code
+  resumes from it and reaches the same result as an uninterrupted run (the data order and augmentation of
+  epoch e depend only on (seed, e), and the optimizer, scheduler, scaler and recorder states are restored).
 - Collapse: a non-finite loss, or a training accuracy below `chance_factor` x chance for `patience`
   consecutive epochs from the start, marks the run `diverged` (with the epoch) and stops it early.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,9 +32,16 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from cnn.config import CnnConfig
-from cnn.data import build_splits
+from cnn.data import build_splits, data_fingerprint
 from cnn.models import build_model
-from stablegrad import GradScaleRecorder, StableGrad
+from pipeline import controls, runs
+from pipeline.names import parse_variant
+from stablegrad import GradScaleRecorder
+
+# What a run executes: part of its run key, and the deps of the cnn_train stages in dvc.yaml (a test keeps the
+# two the same).
+SOURCES = ("cnn/stages/train.py", "cnn/config.py", "cnn/trainer.py", "cnn/models.py", "cnn/data.py",
+           *runs.SHARED_SOURCES)
 
 NAN_CHECK_EVERY = 10  # steps between loss finiteness checks (one host sync each)
 
@@ -76,13 +81,10 @@ def pick_device(cfg: CnnConfig, d: Dist) -> torch.device:
 
 def make_optimizer(model: nn.Module, variant: str, cfg: CnnConfig,
                    recorder: GradScaleRecorder | None = None) -> torch.optim.Optimizer:
-    """AdamW for every variant; wrapped in StableGrad for `nobn-stablegrad`. `model`: the unwrapped module."""
-    base = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if variant == "nobn-stablegrad":
-        sg = cfg.stablegrad
-        return StableGrad(base, model, recorder=recorder, reference=sg.reference, statistic=sg.statistic,
-                          bias=sg.bias)
-    return base
+    """The variant's gradient control (pipeline/controls.py) on the base settings of `cfg`, with the
+    variant's options. `model`: the unwrapped module."""
+    control = parse_variant(variant)[1]
+    return controls.make_optimizer(control, model, cfg.base(), cfg.variants[variant], recorder)
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: CnnConfig) -> float:
@@ -171,13 +173,11 @@ class RunState:
     epoch_end_steps: list[int] = field(default_factory=list)
 
 
-def fingerprint(cfg: CnnConfig, arch: str, variant: str, world: int) -> str:
-    """What a checkpoint must match to be resumed (everything that changes the result)."""
-    d = cfg.to_dict()
-    for k in ("archs", "variants", "num_workers", "seeds"):  # `seed` (this run's) stays in
-        d.pop(k)
-    d.update(arch=arch, variant=variant, world=world)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+def run_key(cfg: CnnConfig, arch: str, variant: str, world: int, train_set) -> str:
+    """What a checkpoint must match to be resumed: the settings the run reads, the training data, the
+    number of processes and the sources the run executes (a code change retrains)."""
+    return runs.run_key({**cfg.run_settings(arch, variant), "world": world}, data_fingerprint(train_set),
+                        runs.source_files(SOURCES))
 
 
 def _stuck_since(history: list[dict], cfg: CnnConfig) -> int | None:
@@ -189,31 +189,33 @@ def _stuck_since(history: list[dict], cfg: CnnConfig) -> int | None:
     return None
 
 
-def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
-          checkpoint: str | Path | None = None, stop_after_epoch: int | None = None,
-          progress: bool = True) -> dict:
-    """Train one (arch, variant) run into `out_dir`; resume from its checkpoint if it matches.
+@dataclass
+class SeedResult:
+    metrics: dict            # this seed's metrics (test_acc, diverged, ...)
+    history: list[dict]      # one row per epoch
+    grad_scales: dict        # GradScaleRecorder.to_dict() plus per-epoch medians
 
-    Writes metrics.json, history.csv, grad_scales.json into `out_dir`, and the checkpoint after every epoch
-    to `checkpoint` (default `out_dir`/checkpoint.pt). `stop_after_epoch` ends the process early as an
-    interruption would (for tests). Returns the metrics dict."""
-    out = Path(out_dir)
+
+def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | None = None,
+          stop_after_epoch: int | None = None, progress: bool = True) -> SeedResult:
+    """Train one (arch, variant) run for the seed `cfg.seed`; resume from `checkpoint` if its run key matches,
+    and save it after every epoch. `stop_after_epoch` ends the run early as an interruption would (for
+    tests)."""
     device_kind = "cuda" if (cfg.device != "cpu" and torch.cuda.is_available()) else "cpu"
     d = init_distributed(device_kind)
     device = pick_device(cfg, d)
     if cfg.batch_size % d.world:
         raise ValueError(f"`cnn.batch_size` = {cfg.batch_size} must be divisible by the {d.world} processes")
     train_set, val_set, test_set = build_splits(cfg)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
+    batchnorm, control = parse_variant(variant)
 
     torch.manual_seed(cfg.seed)                       # identical initial weights for every variant
-    model = build_model(arch, cfg.num_classes, batchnorm=variant.startswith("bn-"), stem=cfg.stem)
+    model = build_model(arch, cfg.num_classes, batchnorm=batchnorm, stem=cfg.stem)
     channels_last = cfg.channels_last and device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     recorder = GradScaleRecorder(every=cfg.record_every)
     opt = make_optimizer(model, variant, cfg, recorder)
-    capture = None if isinstance(opt, StableGrad) else recorder
+    capture = None if controls.records_itself(control) else recorder
     net = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -231,22 +233,19 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps_per_epoch, cfg))
 
     st = RunState()
-    fp = fingerprint(cfg, arch, variant, d.world)
-    ckpt_path = Path(checkpoint) if checkpoint else out / "checkpoint.pt"
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck.get("fingerprint") == fp:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            if scaler is not None and ck.get("scaler"):
-                scaler.load_state_dict(ck["scaler"])
-            recorder.load_state_dict(ck["recorder"])
-            st = RunState(**ck["run"])
-            if d.main and progress:
-                print(f"[cnn] resuming {arch}/{variant} from epoch {st.epoch} ({ckpt_path})", flush=True)
-        elif d.main and progress:
-            print(f"[cnn] {ckpt_path} is from other settings; starting afresh", flush=True)
+    key = run_key(cfg, arch, variant, d.world, train_set)
+    ck = runs.load_checkpoint(checkpoint, key, map_location=device,
+                              log=(lambda msg: print(f"[cnn] {msg}", flush=True)) if d.main else (lambda msg: None))
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        recorder.load_state_dict(ck["recorder"])
+        st = RunState(**ck["run"])
+        if d.main and progress:
+            print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
 
     chance = 1.0 / cfg.num_classes
     while st.epoch < cfg.epochs and not st.diverged:
@@ -293,8 +292,8 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
         row = {"epoch": epoch, "loss": train_loss, "train_acc": train_acc, "val_acc": val_acc,
                "test_acc": test_acc,
                "lr": sched.get_last_lr()[0], "time_s": round(st.wall_time_s, 2),
-               "grad_std_min": min(last) if last else float("nan"),
-               "grad_std_max": max(last) if last else float("nan")}
+               "grad_scale_min": min(last) if last else float("nan"),
+               "grad_scale_max": max(last) if last else float("nan")}
         st.history.append(row)
         if nonfinite or not math.isfinite(train_loss):
             st.diverged, st.diverged_epoch, st.diverged_reason = True, epoch, "non-finite loss"
@@ -308,29 +307,17 @@ def train(cfg: CnnConfig, arch: str, variant: str, out_dir: str | Path, *,
                 print(f"[cnn] {arch}/{variant} epoch {epoch}: loss {train_loss:.4f} train {train_acc:.3f} "
                       + (f"val {val_acc:.3f} " if val_set is not None else "") + f"test {test_acc:.3f}"
                       + (" DIVERGED" if st.diverged else ""), flush=True)
-            _save_checkpoint(ckpt_path, fp, model, opt, sched, scaler, recorder, st)
+            runs.save_checkpoint(checkpoint, key, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "recorder": recorder.state_dict(), "run": asdict(st)})
         if d.world > 1:
             dist.barrier()
 
-    metrics = _metrics(cfg, arch, variant, st, amp_name, device, d)
-    if d.main:
-        _write_outputs(out, metrics, st, recorder)
     if d.world > 1:
         dist.barrier()  # the process group stays up for the next seed; the stage script ends it
-    return metrics
-
-
-def _save_checkpoint(path: Path, fp, model, opt, sched, scaler, recorder, st: RunState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
-                "recorder": recorder.state_dict(), "run": st.__dict__}, tmp)
-    os.replace(tmp, path)
-
-
-def _finite_or_none(v):
-    return v if v is not None and math.isfinite(v) else None
+    return SeedResult(_metrics(cfg, arch, variant, st, amp_name, device, d), st.history,
+                      _grad_scales(recorder, st))
 
 
 def _metrics(cfg, arch, variant, st: RunState, amp_name, device, d: Dist) -> dict:
@@ -339,8 +326,8 @@ def _metrics(cfg, arch, variant, st: RunState, amp_name, device, d: Dist) -> dic
         "arch": arch, "variant": variant, "dataset": cfg.dataset, "stem": cfg.stem,
         "image_size": cfg.image_size,
         "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
-        "val_acc": _finite_or_none(last.get("val_acc")), "val_fraction": cfg.val_fraction,
-        "final_loss": _finite_or_none(last.get("loss")),
+        "val_acc": runs.finite_or_none(last.get("val_acc")), "val_fraction": cfg.val_fraction,
+        "final_loss": runs.finite_or_none(last.get("loss")),
         "diverged": st.diverged, "diverged_epoch": st.diverged_epoch, "diverged_reason": st.diverged_reason,
         "epochs": st.epoch, "epochs_planned": cfg.epochs, "wall_time_s": round(st.wall_time_s, 2),
         "lr": cfg.lr, "batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay, "seed": cfg.seed,
@@ -348,23 +335,12 @@ def _metrics(cfg, arch, variant, st: RunState, amp_name, device, d: Dist) -> dic
     }
 
 
-def _write_outputs(out: Path, metrics: dict, st: RunState, recorder: GradScaleRecorder) -> None:
-    with open(out / "metrics.json", "w") as f:
-        json.dump(metrics, f, indent=2)
-    cols = ["epoch", "loss", "train_acc", "val_acc", "test_acc", "lr", "time_s", "grad_std_min", "grad_std_max"]
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for row in st.history:
-            w.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in cols})
+def _grad_scales(recorder: GradScaleRecorder, st: RunState) -> dict:
     scales = recorder.to_dict()
-    for key in ("before", "after"):
-        scales[key] = [[v if math.isfinite(v) else None for v in row] for row in scales[key]]
     scales["epoch_end_records"] = st.epoch_end_steps   # records [0, n_1) belong to epoch 1, etc.
     scales["per_epoch_median_before"] = _per_epoch_median(scales["before"], st.epoch_end_steps)
     scales["per_epoch_median_after"] = _per_epoch_median(scales["after"], st.epoch_end_steps)
-    with open(out / "grad_scales.json", "w") as f:
-        json.dump(scales, f)
+    return scales
 
 
 def _per_epoch_median(rows: list[list[float]], ends: list[int]) -> list[list[float]]:

@@ -1,48 +1,28 @@
 """Figure 1, the backward-scale picture: per-layer weight-gradient scale across depth, at initialization and
-during training, AdamW vs AdamW + StableGrad, for a deep PINN and the BN-free ResNet-50.
+during training, AdamW vs AdamW + StableGrad, for a deep PINN and a BN-free CNN.
 
-    python -m paper_figures.fig1_backward_scale --params params.yaml --pinn-runs data/pinn/runs \
+    python -m paper_figures.fig1_backward_scale --summary data/summary.json --pinn-runs data/pinn/runs \
         --cnn-runs data/cnn/runs --out paper_figures/fig1_backward_scale
 
-Rows: the PINN (Burgers, else the first problem, at the deepest depth of `pinn.depths`) and the BN-free
-ResNet-50. Columns: the first recorded step (initialization) and the median over the records of the second
-half of training. Reads the GradScaleRecorder dumps `<run>-adamw/grad_scales.json` and
-`<run>-stablegrad/grad_scales.json` (CNN: `resnet50-nobn-adamw`, `resnet50-nobn-stablegrad`) in either
-format the stages write: the recorder dict itself (`cnn.trainer`, with extra per-epoch keys), or a dict of
-them keyed by seed (`pinn.stages.train`; seed "0" is used, else the first seed).
+Rows: the PINN (Burgers, else the first problem of data/summary.json `settings.pinn.problems`, at the
+deepest depth) and the BN-free CNN (`<arch>-nobn-adamw` / `<arch>-nobn-stablegrad` of the first arch of
+`settings.cnn.archs`, resnet50 if present). Columns: the first recorded step (initialization) and the
+median over the records of the second half of training. Reads each run's first-seed GradScaleRecorder dump
+(`pipeline.runs.read_grad_scales`). The axis names the statistic recorded (one per figure: a run recorded
+with another statistic than the first one found is left out and named in its panel).
 AdamW: the raw backpropagated gradient (what AdamW receives). StableGrad: the raw gradient of that run
 (dashed) and the rescaled gradient that AdamW receives (solid).
 """
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from paper_figures.style import COLORS, LABELS, plt, save
-from pipeline.params import load
-
-
-def load_recorder(path: Path) -> dict | None:
-    """The GradScaleRecorder dict in `path` (bare, or keyed by seed: seed "0", else the first), or None if the
-    file is missing or holds no record. `before`/`after` come back as float arrays (null -> NaN)."""
-    if not path.is_file():
-        return None
-    d = json.loads(path.read_text())
-    if "steps" not in d:  # {"<seed>": recorder dict}
-        if not d:
-            return None
-        seed = "0" if "0" in d else min(d, key=lambda s: (not s.lstrip("-").isdigit(), s))
-        d = d[seed]
-    if not d.get("steps"):
-        return None
-    out = dict(d)
-    for key in ("before", "after"):
-        out[key] = np.array([[np.nan if v is None else v for v in row] for row in d[key]], dtype=float)
-    out["steps"] = np.asarray(d["steps"])
-    return out
+from paper_figures.style import color, label, one_statistic, plt, read_summary, save, statistic_label
+from pipeline.names import arch_label, run_name
+from pipeline.runs import read_grad_scales
 
 
 def _positive(v: np.ndarray) -> np.ndarray:
@@ -66,63 +46,92 @@ def snapshots(rec: dict) -> list[tuple[str, np.ndarray, np.ndarray]]:
             (f"during training ({span})", mid_b, mid_a)]
 
 
-def panels(axes, prefix: str, model: str) -> None:
-    """Fill two axes (init, training) for `prefix`-adamw vs `prefix`-stablegrad."""
-    adamw = load_recorder(Path(f"{prefix}-adamw") / "grad_scales.json")
-    stable = load_recorder(Path(f"{prefix}-stablegrad") / "grad_scales.json")
-    if adamw is None or stable is None:
-        for ax in axes:
-            ax.text(0.5, 0.5, f"no gradient-scale records for\n{prefix}-{{adamw,stablegrad}}", ha="center",
-                    va="center", transform=ax.transAxes)
-            ax.set_title(model)
+def _message(axes, model: str, text: str) -> None:
+    for ax in axes:
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        ax.set_title(model)
+
+
+def panels(axes, recs: dict, statistic: str, model: str, name: str) -> None:
+    """Fill two axes (init, training) from recs = {"adamw": rec, "stablegrad": rec} (either may be None)."""
+    adamw, stable = recs.get("adamw"), recs.get("stablegrad")
+    if adamw is None and stable is None:
+        _message(axes, model, f"no {statistic} gradient-scale records for\n{name}-{{adamw,stablegrad}}")
         return
-    statistic = adamw.get("statistic", "std")
-    for ax, (label, raw, _), (_, raw_sg, out_sg) in zip(axes, snapshots(adamw), snapshots(stable)):
-        x = np.arange(1, len(raw) + 1)
-        ax.plot(x, _positive(raw), "-o", ms=3, lw=1.5, color=COLORS["adamw"],
-                label=f"{LABELS['adamw']}: raw gradient (what AdamW receives)")
-        x = np.arange(1, len(raw_sg) + 1)
-        ax.plot(x, _positive(raw_sg), "--s", ms=3, lw=1.2, mfc="none", color=COLORS["stablegrad"],
-                label=f"{LABELS['stablegrad']}: raw gradient, before rescale")
-        ax.plot(x, _positive(out_sg), "-", lw=2, color=COLORS["stablegrad"],
-                label=f"{LABELS['stablegrad']}: after rescale (what AdamW receives)")
-        if len(raw) == len(raw_sg) and np.allclose(raw, raw_sg, rtol=1e-6, equal_nan=True):
-            label += "; both runs, same initial weights"
+    snaps_a = snapshots(adamw) if adamw is not None else [None, None]
+    snaps_s = snapshots(stable) if stable is not None else [None, None]
+    for ax, sa, ss in zip(axes, snaps_a, snaps_s):
+        when = (sa or ss)[0]
+        if sa is not None:
+            x = np.arange(1, len(sa[1]) + 1)
+            ax.plot(x, _positive(sa[1]), "-o", ms=3, lw=1.5, color=color("adamw"),
+                    label=f"{label('adamw')}: raw gradient (what AdamW receives)")
+        if ss is not None:
+            x = np.arange(1, len(ss[1]) + 1)
+            ax.plot(x, _positive(ss[1]), "--s", ms=3, lw=1.2, mfc="none", color=color("stablegrad"),
+                    label=f"{label('stablegrad')}: raw gradient, before rescale")
+            ax.plot(x, _positive(ss[2]), "-", lw=2, color=color("stablegrad"),
+                    label=f"{label('stablegrad')}: after rescale (what AdamW receives)")
+        if (sa is not None and ss is not None and when.startswith("at init") and len(sa[1]) == len(ss[1])
+                and np.allclose(sa[1], ss[1], rtol=1e-6, equal_nan=True)):
+            when += "; both runs, same initial weights"
+        missing = [c for c, r in (("adamw", adamw), ("stablegrad", stable)) if r is None]
+        if missing:
+            when += f"\n(no {statistic} records for {', '.join(label(c) for c in missing)})"
         ax.set_yscale("log")
         ax.set_xlabel("layer index (1 = input side, last = prediction layer)")
-        ax.set_ylabel(f"weight-gradient {statistic} (log scale)")
-        ax.set_title(f"{model}\n{label}", fontsize=10)
+        ax.set_ylabel(f"{statistic_label(statistic)} (log scale)")
+        ax.set_title(f"{model}\n{when}", fontsize=10)
 
 
-def plot(pinn_prefix: str, pinn_title: str, cnn_prefix: str, cnn_title: str = "ResNet-50 without BatchNorm"):
-    fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2))
-    panels(axes[0], pinn_prefix, pinn_title)
-    panels(axes[1], cnn_prefix, cnn_title)
-    handles, labels = [], []
+def plot(rows: list[tuple[str, str, Path]]):
+    """rows: [(title, run name prefix, runs folder)]; each row reads <runs>/<prefix>-{adamw,stablegrad}.
+    For the CNN the prefix is `<arch>-nobn`."""
+    recs = {(i, c): read_grad_scales(Path(runs) / f"{prefix}-{c}") for i, (_, prefix, runs) in enumerate(rows)
+            for c in ("adamw", "stablegrad")}
+    statistic, kept, skipped = one_statistic(recs)
+    if skipped:
+        print(f"fig1: left out (recorded with another statistic than {statistic}): "
+              + ", ".join(f"{rows[i][1]}-{c}" for i, c in skipped))
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11.5, 4.1 * len(rows)), squeeze=False)
+    for i, (title, prefix, _) in enumerate(rows):
+        panels(axes[i], {c: kept.get((i, c)) for c in ("adamw", "stablegrad")}, statistic or "gradient-scale",
+               title, prefix)
+    handles = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+            handles.setdefault(lab, h)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, frameon=False)
     return fig
+
+
+def default_rows(summary: dict, pinn_runs: Path, cnn_runs: Path) -> list[tuple[str, str, Path]]:
+    """The PINN row and the BN-free CNN row of Figure 1, from the summary's settings."""
+    rows = []
+    pinn = summary["settings"]["pinn"]
+    if pinn["problems"] and pinn["depths"]:
+        problem = "burgers" if "burgers" in pinn["problems"] else pinn["problems"][0]
+        depth = max(pinn["depths"])
+        rows.append((f"{problem.capitalize()} PINN, {depth} hidden layers", run_name(problem, depth), pinn_runs))
+    archs = summary["settings"]["cnn"]["archs"]
+    if archs:
+        arch = "resnet50" if "resnet50" in archs else archs[0]
+        rows.append((f"{arch_label(arch)} without BatchNorm", run_name(arch, "nobn"), cnn_runs))
+    if not rows:
+        raise SystemExit("no PINN or CNN runs in the summary's settings")
+    return rows
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--pinn-runs", default="data/pinn/runs")
-    ap.add_argument("--cnn-runs", default="data/cnn/runs")
+    ap.add_argument("--summary", default="data/summary.json")
+    ap.add_argument("--pinn-runs", type=Path, default=Path("data/pinn/runs"))
+    ap.add_argument("--cnn-runs", type=Path, default=Path("data/cnn/runs"))
     ap.add_argument("--out", default="paper_figures/fig1_backward_scale")
     args = ap.parse_args(argv)
-    pinn = load(args.params, check_paths=False)["pinn"]
-    problem = "burgers" if "burgers" in pinn.problems else pinn.problems[0]
-    depth = max(pinn.depths)
-    title = f"{problem.capitalize()} PINN, {depth} hidden layers (width {pinn.width}, {pinn.activation})"
-    fig = plot(f"{args.pinn_runs}/{problem}-{depth}", title, f"{args.cnn_runs}/resnet50-nobn")
-    save(fig, args.out)
+    save(plot(default_rows(read_summary(args.summary), args.pinn_runs, args.cnn_runs)), args.out)
 
 
 if __name__ == "__main__":

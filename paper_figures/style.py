@@ -1,4 +1,12 @@
-"""One place for the look of every paper figure: colours, labels, saving."""
+"""One place for the look of every paper figure: colours, line styles, saving, and the summary's run lists.
+
+Colours: one per gradient control (pipeline/names.py CONTROLS), the same in every figure; a CNN variant
+`<bn|nobn>-<control>` takes its control's colour, except the BatchNorm reference `bn-adamw` (grey). BN
+variants are dashed. Labels come from pipeline/names.py.
+"""
+from __future__ import annotations
+
+import json
 from pathlib import Path
 
 import matplotlib
@@ -6,21 +14,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-# The same colour for the same optimizer in every figure.
-COLORS = {
-    "adamw": "#d62728",          # red: plain AdamW (BN-free for CNNs)
-    "nobn-adamw": "#d62728",
-    "stablegrad": "#1f77b4",     # blue: AdamW + StableGrad
-    "nobn-stablegrad": "#1f77b4",
-    "bn-adamw": "#7f7f7f",       # grey: the BatchNorm reference
+from pipeline.names import CONTROLS, LABELS, parse_variant, variant_label
+
+CONTROL_COLORS = {
+    "adamw": "#d62728",        # red: plain AdamW (BN-free for CNNs)
+    "stablegrad": "#1f77b4",   # blue: AdamW + StableGrad
+    "clip": "#2ca02c",         # green: global norm clipping
+    "agc": "#ff7f0e",          # orange: adaptive gradient clipping
+    "lamb": "#9467bd",         # purple: LAMB
+    "lra": "#8c564b",          # brown: loss-weight annealing (PINN only)
 }
-LABELS = {
-    "adamw": "AdamW",
-    "stablegrad": "AdamW + StableGrad",
-    "bn-adamw": "with BN, AdamW",
-    "nobn-adamw": "no BN, AdamW",
-    "nobn-stablegrad": "no BN, AdamW + StableGrad",
-}
+BN_REFERENCE = "bn-adamw"
+BN_REFERENCE_COLOR = "#7f7f7f"  # grey: the BatchNorm reference
+assert set(CONTROL_COLORS) == set(CONTROLS)
+STATISTIC_NAMES = {"rms": "RMS", "std": "std"}   # GradScaleRecorder statistics, as axis labels name them
 
 plt.rcParams.update({
     "figure.dpi": 110,
@@ -30,6 +37,53 @@ plt.rcParams.update({
     "font.size": 10,
     "legend.fontsize": 9,
 })
+
+
+def _is_variant(name: str) -> bool:
+    return name.startswith(("bn-", "nobn-"))
+
+
+def color(name: str) -> str:
+    """The colour of a gradient control ("stablegrad") or of a CNN variant ("nobn-stablegrad")."""
+    if name == BN_REFERENCE:
+        return BN_REFERENCE_COLOR
+    control = parse_variant(name)[1] if _is_variant(name) else name
+    return CONTROL_COLORS.get(control, "k")
+
+
+def linestyle(name: str) -> str:
+    """Dashed for a network with BatchNorm, solid otherwise."""
+    return "--" if _is_variant(name) and parse_variant(name)[0] else "-"
+
+
+def label(name: str) -> str:
+    """The display name of a gradient control or a CNN variant (pipeline/names.py)."""
+    return variant_label(name) if _is_variant(name) else LABELS.get(name, name)
+
+
+def statistic_label(statistic: str) -> str:
+    """The axis name of a GradScaleRecorder statistic: "rms" -> "weight-gradient RMS"."""
+    return f"weight-gradient {STATISTIC_NAMES.get(statistic, statistic)}"
+
+
+def one_statistic(records: dict) -> tuple[str | None, dict, list]:
+    """One statistic per figure: (the statistic of the first record, the records of that statistic, the keys of
+    those recorded with another one, which a figure leaves out and names). `records`: {key: recorder dict
+    or None}; None entries are dropped."""
+    present = {k: r for k, r in records.items() if r is not None}
+    if not present:
+        return None, {}, []
+    statistic = next(iter(present.values())).get("statistic", "std")
+    kept = {k: r for k, r in present.items() if r.get("statistic", "std") == statistic}
+    return statistic, kept, [k for k in present if k not in kept]
+
+
+def read_summary(path: str | Path) -> dict:
+    """data/summary.json (pipeline/aggregate.py), with its `settings` (the lists of runs)."""
+    summary = json.loads(Path(path).read_text())
+    if "settings" not in summary:
+        raise SystemExit(f"{path} has no `settings`: written by an older pipeline; rerun `dvc repro aggregate`")
+    return summary
 
 
 def save(fig, stem: str | Path) -> None:

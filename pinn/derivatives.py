@@ -9,17 +9,80 @@ differentiates this forward computation once for the weights, instead of nesting
 DeepXDE does. Streams are separated with `split` (whose backward is a cheap concatenation, unlike
 slicing or indexing, whose backward fills a zero tensor per use). The output layer (one unit) is a
 multiply-and-sum, not a matrix product, so that its backward is elementwise too. The hidden-layer
-products run on oneDNN for float32 on CPU (pinn/gemm.py).
+products run on PyTorch's own (MKL) or on oneDNN's kernels, whichever pinn.gemm measured faster on this
+CPU for these shapes (`gemm="auto"`; or as forced, see `gemm_for`).
+
+The elementwise work, which torch.compile fuses into one kernel per layer and direction, is kept lean:
+the pre-activation is split into its residual rows (which need a, a', a'') and the boundary rows (the value
+alone) before the activation, so that no derivative is computed for rows that do not carry streams and the
+backward has no zero-padded slice gradients; and under torch.compile float32 tanh is a rational
+approximation (`fast_tanh`, 1.7x cheaper than PyTorch's vectorised tanh, which dominated the forward
+kernels) whose backward is the closed form 1 - a^2 like torch.tanh's.
 """
 import torch
 
-from pinn.gemm import linear_nt, use_onednn
+from pinn.gemm import GemmChoice, gemm_choice, linear_nt, use_onednn
+
+# Eigen's rational approximation of tanh on [-7.905, 7.905] (odd degree 13 over even degree 6; beyond, the
+# float32 tanh is +-1): max abs error 3.4e-7 against float64 tanh, relative error < 4e-7 near 0.
+_TANH_CLAMP = 7.90531110763549805
+_TANH_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+           -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_TANH_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+
+
+def rational_tanh(z: torch.Tensor) -> torch.Tensor:
+    """tanh(z) by the rational approximation: about 20 multiply-adds and one division, which inductor
+    vectorises; cheaper than a library tanh only inside a fused kernel (eager, it is ~25 operations)."""
+    x = z.clamp(-_TANH_CLAMP, _TANH_CLAMP)
+    x2 = x * x
+    p = x2 * _TANH_P[6] + _TANH_P[5]
+    for c in _TANH_P[4::-1]:
+        p = p * x2 + c
+    q = x2 * _TANH_Q[3] + _TANH_Q[2]
+    for c in _TANH_Q[1::-1]:
+        q = q * x2 + c
+    return x * p / q
+
+
+class _RationalTanh(torch.autograd.Function):
+    """rational_tanh with the backward of tanh, grad * (1 - a^2) from the saved output (as torch.tanh's)."""
+
+    @staticmethod
+    def forward(z):
+        return rational_tanh(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, = ctx.saved_tensors
+        return grad * (1 - a * a)
+
+
+def fast_tanh(z: torch.Tensor) -> torch.Tensor:
+    """torch.tanh, except for float32 inside torch.compile: the rational approximation (a few float32 ulp
+    from torch.tanh; exact enough for the closed-form derivatives, which use the returned a)."""
+    if z.dtype == torch.float32 and torch.compiler.is_compiling():
+        return _RationalTanh.apply(z)
+    return torch.tanh(z)
+
+
+def _value(name, z):
+    """The activation `name` at z (rows that carry no derivative streams)."""
+    if name == "tanh":
+        return fast_tanh(z)
+    if name == "sin":
+        return torch.sin(z)
+    raise ValueError(f"no closed-form derivatives for activation {name!r}")
 
 
 def _act(name, z):
     """(a, a', a'') for the activation `name` at the pre-activation z."""
     if name == "tanh":
-        a = torch.tanh(z)
+        a = fast_tanh(z)
         a1 = 1 - a * a
         return a, a1, -2 * a * a1
     if name == "sin":
@@ -28,12 +91,29 @@ def _act(name, z):
     raise ValueError(f"no closed-form derivatives for activation {name!r}")
 
 
+def stacked_rows(n_points: int, n_inputs: int, n_second: int, n_deriv: int | None = None) -> int:
+    """Rows of the stacked hidden-layer products: the value at every point, then d + m derivative streams
+    on the first n_deriv points."""
+    n = n_points if n_deriv is None else n_deriv
+    return n_points + (n_inputs + n_second) * n
+
+
+def gemm_for(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, choice: str = "auto") -> GemmChoice:
+    """The product library value_and_derivatives(model, x, second, n_deriv) takes with gemm=`choice`:
+    (gemm, reason, timings); pass `.gemm` on as value_and_derivatives(..., gemm=...) and print/record
+    `.reason`. "auto" measures once per CPU model / PyTorch / shape bucket and caches (pinn.gemm)."""
+    width = model.layers[0].weight.shape[0]
+    rows = stacked_rows(x.shape[0], x.shape[1], len(tuple(second)), n_deriv)
+    return gemm_choice(choice, width, rows, x.dtype, x.device)
+
+
 def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, gemm: str = "auto"):
     """u (N,) at every point; du (n, d) with du[:, i] = du/dx_i and d2u = {k: d2u/dx_k^2 (n,)} for k in
     `second`, at the first n = n_deriv points (all N by default).
 
     `model` is a pinn.model.MLP; exact to floating-point rounding (checked against nested autograd).
-    `gemm`: "auto" | "aten" | "onednn", see pinn.gemm.use_onednn.
+    `gemm`: "auto" | "aten" | "onednn": the library of the hidden-layer products (see `gemm_for`; "auto"
+    measures once and caches, outside a torch.compile'd graph).
     """
     layers = model.layers
     N, d = x.shape
@@ -43,25 +123,26 @@ def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | No
     second = tuple(second)
     m = len(second)
     prefix = second == tuple(range(m))          # the common case: split instead of index
-    onednn = use_onednn(x, gemm)
+    onednn = use_onednn(x, gemm, width=layers[0].weight.shape[0], n_rows=stacked_rows(N, d, m, n))
     split = [N, d * n, m * n]                   # value of all points | first | second derivatives
 
-    def streams(a, a1, a2, dz, d2z):
-        """The next stacked tensor from the activation (a, a', a'') and the incoming derivatives."""
-        a1, a2 = a1[:n], a2[:n]
+    def streams(z, dz, d2z):
+        """The next stacked tensor from the pre-activation z (N, H) and the incoming derivatives dz (d, n, H),
+        d2z (m, n, H) or None (zero). a' and a'' only on the n stream rows; split, not sliced (see above)."""
+        z_res, z_bnd = z.split([n, N - n], 0)
+        a, a1, a2 = _act(model.activation, z_res)
         dzs = dz[:m] if prefix else dz[list(second)]
         d2h = a2 * dzs * dzs if d2z is None else a2 * dzs * dzs + a1 * d2z
-        return torch.cat([a, (a1 * dz).flatten(0, 1), d2h.flatten(0, 1)], 0)
+        return torch.cat([a, _value(model.activation, z_bnd), (a1 * dz).flatten(0, 1), d2h.flatten(0, 1)], 0)
 
     h0 = (x - model.center) * model.scale
     w0 = layers[0].weight
     z = torch.addmm(layers[0].bias, h0, w0.t())                   # (N, H)
     g = (w0 * model.scale).t().unsqueeze(1)                       # (d, 1, H): dz/dx_i, constant; d2z = 0
-    stacked = streams(*_act(model.activation, z), g, None)
+    stacked = streams(z, g, None)
     for layer in layers[1:-1]:
         z, dz, d2z = linear_nt(stacked, layer.weight, onednn).split(split, 0)
-        stacked = streams(*_act(model.activation, z + layer.bias), dz.unflatten(0, (d, n)),
-                          d2z.unflatten(0, (m, n)))
+        stacked = streams(z + layer.bias, dz.unflatten(0, (d, n)), d2z.unflatten(0, (m, n)))
     out = layers[-1]
     u, du, d2 = (stacked * out.weight[0]).sum(1).split(split)         # one output unit
     return u + out.bias[0], du.view(d, n).t(), dict(zip(second, d2.view(m, n).unbind(0)))

@@ -1,6 +1,5 @@
-"""Train one PINN: AdamW or AdamW + StableGrad, identical settings otherwise; resumable, bit-identical."""
-import hashlib
-import json
+"""Train one PINN with one gradient control (AdamW, StableGrad or a baseline), identical settings otherwise;
+resumable, bit-identical (the run contract of pipeline/runs.py)."""
 import math
 import time
 from dataclasses import dataclass, field
@@ -12,10 +11,18 @@ from tqdm import tqdm
 
 from pinn.config import PinnConfig
 from pinn.derivatives import value_and_derivatives
+from pinn.gemm import gemm_choice
+from pinn.loss_annealing import LossWeightAnnealing
 from pinn.model import build_model
 from pinn.problems import PROBLEMS
+from pipeline import runs
+from pipeline.controls import make_optimizer, records_itself
+from stablegrad import GradScaleRecorder
 
-_SOURCES = [Path(__file__).parent, Path(__file__).parent / "problems"]
+# What a run executes: part of its run key, and the deps of the pinn_train stages in dvc.yaml (a test keeps
+# the two the same).
+SOURCES = ("pinn/stages/train.py", "pinn/config.py", "pinn/trainer.py", "pinn/model.py", "pinn/derivatives.py",
+           "pinn/gemm.py", "pinn/loss_annealing.py", "pinn/problems", *runs.SHARED_SOURCES)
 
 
 @dataclass
@@ -31,13 +38,15 @@ class PinnData:
 @dataclass
 class RunResult:
     model: torch.nn.Module
-    history: list = field(default_factory=list)   # rows (step, loss, lr)
+    history: list = field(default_factory=list)   # rows (step, loss, lr, boundary_weight)
     diverged: bool = False
     steps: int = 0
     final_loss: float = float("nan")
     wall_time_s: float = 0.0
     grad_scales: dict | None = None
     finished: bool = False
+    gemm: str = "aten"             # the products the derivative pass used (pinn.gemm: auto picks by measurement)
+    boundary_weight: float = 1.0   # the final boundary-loss weight (changes only with the lra control)
 
 
 def load_data(data_dir, dtype=torch.float32, device="cpu") -> PinnData:
@@ -68,18 +77,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(cfg: PinnConfig, model, optimizer: str, recorder=None):
-    base = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                             weight_decay=cfg.weight_decay)
-    if optimizer == "adamw":
-        return base
-    from stablegrad import StableGrad
-
-    s = cfg.stablegrad
-    return StableGrad(base, model, reference=s.reference, statistic=s.statistic, bias=s.bias,
-                      recorder=recorder)
-
-
 def lr_lambda(cfg: PinnConfig):
     if cfg.schedule == "constant":
         return lambda step: 1.0
@@ -87,110 +84,109 @@ def lr_lambda(cfg: PinnConfig):
     return lambda step: f + (1 - f) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
 
 
-_NOT_IN_KEY = ("problems", "depths", "optimizers", "ablation", "points", "checkpoint_every", "threads", "device")
+def run_key(cfg: PinnConfig, problem: str, depth: int, control: str, seed: int, data: PinnData) -> str:
+    """What a checkpoint must match to be resumed: the settings the run reads (its own control's options,
+    not the others'), the training points, and the sources it executes."""
+    settings = {**cfg.run_settings(control), "problem": problem, "depth": depth, "seed": seed}
+    return runs.run_key(settings, [t.double() for t in (data.domain, data.boundary, data.boundary_values)],
+                        runs.source_files(SOURCES))
 
 
-def run_key(cfg: PinnConfig, problem: str, depth: int, optimizer: str, seed: int, data: PinnData) -> str:
-    """Hash of everything that determines a run: its settings, the training points, the pinn and
-    stablegrad sources. A checkpoint is resumed only if its key matches."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
-    h = hashlib.sha256(json.dumps([settings, problem, depth, optimizer, seed], sort_keys=True).encode())
-    for t in (data.domain, data.boundary, data.boundary_values):
-        h.update(t.detach().cpu().double().numpy().tobytes())
-    import stablegrad
-
-    for folder in _SOURCES + [Path(stablegrad.__file__).parent]:
-        for f in sorted(folder.glob("*.py")):
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def pinn_loss(model, problem, x_all, n_domain, boundary_values, boundary_weight, derivs=value_and_derivatives):
-    """(loss, u): loss = mean(residual^2) + w * mean((u - g)^2 on the boundary points), with one derivative
-    pass over all points (domain first, then boundary; derivatives on the domain points only); u is the
-    network output on all of them."""
+def pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs=value_and_derivatives):
+    """(residual loss, boundary loss, u): mean(residual^2) on the domain points and mean((u - g)^2) on the
+    boundary points, with one derivative pass over all points (domain first, then boundary; derivatives on
+    the domain points only); u is the network output on all of them. The training loss is
+    residual + boundary_weight * boundary."""
     u, du, d2u = derivs(model, x_all, problem.SECOND, n_domain)
     res = problem.residual(x_all[:n_domain], u[:n_domain], du, d2u)
-    return res.square().mean() + boundary_weight * (u[n_domain:] - boundary_values).square().mean(), u
+    return res.square().mean(), (u[n_domain:] - boundary_values).square().mean(), u
 
 
-def derivative_function(compile: bool):
-    """value_and_derivatives, or its torch.compile'd version (forward + backward fused by inductor; cached on
-    disk, so only the first run of a (depth, points, dtype) shape pays the compile time). The loss itself
-    stays eager so that a hook on u (StableGrad reference="output") sees dLoss/du."""
-    return torch.compile(value_and_derivatives, dynamic=False) if compile else value_and_derivatives
+def derivative_function(compile: bool, gemm: str):
+    """value_and_derivatives with the products `gemm`, or its torch.compile'd version (forward + backward fused
+    by inductor; cached on disk, so only the first run of a (depth, points, dtype) shape pays the compile
+    time). The loss itself stays eager so that a hook on u (StableGrad reference="output") sees dLoss/du."""
+    def derivs(model, x, second, n_deriv):
+        return value_and_derivatives(model, x, second, n_deriv, gemm=gemm)
+    return torch.compile(derivs, dynamic=False) if compile else derivs
 
 
-def train(cfg: PinnConfig, problem_name: str, depth: int, optimizer: str, data: PinnData, seed: int = 0,
+def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: PinnData, seed: int = 0,
           checkpoint: str | Path | None = None, stop_after: int | None = None, progress: bool = True) -> RunResult:
-    """Train one run. With `checkpoint`, save every cfg.checkpoint_every steps and resume from it if its
-    key matches; `stop_after` stops early (to simulate an interruption in tests)."""
-    from stablegrad import GradScaleRecorder
-
+    """Train one run with the gradient control `control` (a key of cfg.optimizers). With `checkpoint`, save
+    every cfg.checkpoint_every steps and resume from it if its run key matches; `stop_after` stops early (to
+    simulate an interruption in tests)."""
     problem = PROBLEMS[problem_name]
     dtype = getattr(torch, cfg.dtype)
     device = data.domain.device
+    options = cfg.optimizers[control]
     torch.manual_seed(seed)
     model = build_model(problem, cfg.width, depth, cfg.activation, cfg.init, data.domain.cpu().float())
     model = model.to(device=device, dtype=dtype)
     recorder = GradScaleRecorder(every=cfg.grad_scale_every)
-    opt = make_optimizer(cfg, model, optimizer, recorder)
+    opt = make_optimizer(control, model, cfg.base(), options, recorder)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    observe = opt.observe_output if optimizer == "stablegrad" and cfg.stablegrad.reference == "output" else None
+    capture = None if records_itself(control) else recorder
+    observe = opt.observe_output if control == "stablegrad" and options["reference"] == "output" else None
+    annealing = (LossWeightAnnealing(options["alpha"], options["every"], initial=cfg.boundary_weight)
+                 if control == "lra" else None)
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]
-    derivs = derivative_function(cfg.compile)
+    gemm, why, _ = gemm_choice(cfg.gemm, cfg.width, len(x_all) + n_dom * data.domain.shape[1], dtype, device)
+    if progress:
+        tqdm.write(f"{problem_name}-{depth}-{control} seed {seed}: products {why}")
+    derivs = derivative_function(cfg.compile, gemm)
 
-    res = RunResult(model)
-    key = run_key(cfg, problem_name, depth, optimizer, seed, data)
+    res = RunResult(model, gemm=gemm, boundary_weight=cfg.boundary_weight)
+    key = run_key(cfg, problem_name, depth, control, seed, data)
     start, first_loss = 0, None
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["key"] == key:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            recorder.load_state_dict(state["recorder"])
-            torch.set_rng_state(state["rng"])
-            start, first_loss = state["step"], state["first_loss"]
-            res.history, res.wall_time_s, res.diverged = state["history"], state["wall_time_s"], state["diverged"]
-            res.final_loss = state["final_loss"]
+    state = runs.load_checkpoint(checkpoint, key, map_location=device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        recorder.load_state_dict(state["recorder"])
+        if annealing is not None:
+            annealing.load_state_dict(state["annealing"])
+        torch.set_rng_state(state["rng"])
+        start, first_loss = state["step"], state["first_loss"]
+        res.history = [tuple(row) for row in state["history"]]
+        res.wall_time_s, res.diverged, res.final_loss = state["wall_time_s"], state["diverged"], state["final_loss"]
 
-    def save_checkpoint(step):
-        if ckpt is None:
-            return
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "recorder": recorder.state_dict(),
-                    "rng": torch.get_rng_state(), "step": step, "first_loss": first_loss,
-                    "history": res.history, "wall_time_s": res.wall_time_s, "diverged": res.diverged,
-                    "final_loss": res.final_loss}, tmp)
-        tmp.replace(ckpt)
+    def save(step):
+        runs.save_checkpoint(checkpoint, key, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "recorder": recorder.state_dict(), "rng": torch.get_rng_state(), "step": step,
+            "first_loss": first_loss, "history": [list(row) for row in res.history],
+            "wall_time_s": res.wall_time_s, "diverged": res.diverged, "final_loss": res.final_loss,
+            "annealing": annealing.state_dict() if annealing is not None else None})
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress or start >= end,
-               desc=f"{problem_name}-{depth}-{optimizer}", mininterval=2.0, leave=False)
+               desc=f"{problem_name}-{depth}-{control}", mininterval=2.0, leave=False)
     t0 = time.perf_counter()
     done = start
     if not res.diverged:
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            loss, u = pinn_loss(model, problem, x_all, n_dom, g, cfg.boundary_weight, derivs)
+            loss_r, loss_b, u = pinn_losses(model, problem, x_all, n_dom, g, derivs)
+            if annealing is not None:
+                annealing.update([layer.weight for layer in model.layers], loss_r, loss_b)  # as the authors
+            weight = cfg.boundary_weight if annealing is None else annealing.weight
+            loss = loss_r + weight * loss_b
             if observe is not None:
                 observe(u)
             loss.backward()
-            if optimizer == "adamw":
-                recorder.capture(model)
+            if capture is not None:
+                capture.capture(model)
             opt.step()
             sched.step()
             done = step + 1
             if step % cfg.log_every == 0 or step == cfg.steps - 1:
                 value = loss.item()
                 first_loss = value if first_loss is None else first_loss
-                res.history.append((step, value, sched.get_last_lr()[0]))
+                res.history.append((step, value, sched.get_last_lr()[0], float(weight)))
                 res.final_loss = value
                 bar.set_postfix(loss=f"{value:.3e}", refresh=False)
                 if not math.isfinite(value) or value > cfg.diverge_factor * max(first_loss, 1e-30):
@@ -199,12 +195,13 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, optimizer: str, data: 
             if done % cfg.checkpoint_every == 0:
                 res.wall_time_s += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_checkpoint(done)
+                save(done)
     bar.close()
     res.wall_time_s += time.perf_counter() - t0
     res.steps = done
     res.finished = res.diverged or done >= cfg.steps
-    save_checkpoint(done)
+    res.boundary_weight = cfg.boundary_weight if annealing is None else annealing.weight
+    save(done)
     res.grad_scales = recorder.to_dict()
     return res
 

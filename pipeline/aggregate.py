@@ -1,11 +1,14 @@
-"""Aggregate stage: every run's metrics.json -> data/summary.json + the result tables (markdown, LaTeX, CSV).
+"""The one aggregate: every run's metrics.json -> data/summary.json + the result tables (markdown, LaTeX, CSV).
+Every figure and notebook reads data/summary.json (and the run folders, through pipeline/runs.py).
 
     python -m pipeline.aggregate --params params.yaml --pinn-runs data/pinn/runs --cnn-runs data/cnn/runs \
         --summary data/summary.json --tables paper_figures
 
 Only the runs that the current params.yaml asks for are read (a depth removed from `pinn.depths` is not
 reported even if its old outputs are still on disk). summary.json keys:
-`pinn.<problem>.<depth>.<optimizer>.{rel_l2, diverged, ...}` and `cnn.<arch>.<variant>.{test_acc, diverged, ...}`.
+`pinn.<problem>.<depth>.<optimizer>.{rel_l2 (median over seeds), rel_l2_seeds, rel_l2_min, rel_l2_max,
+diverged, ...}` and `cnn.<arch>.<variant>.{test_acc, test_acc_seeds, diverged, ...}`, plus `settings` (the
+lists of runs, so that readers need not parse params.yaml).
 """
 from __future__ import annotations
 
@@ -15,38 +18,49 @@ import json
 import math
 from pathlib import Path
 
-from pipeline.params import load
+from pipeline.names import run_name
+from pipeline.params import exits_on_bad_input, read
+from pipeline.runs import read_metrics
 
 
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def settings(params: dict) -> dict:
+    """The lists of runs of a (validated) params mapping: what the aggregate reports, in params order."""
+    pinn, cnn = params.get("pinn", {}), params.get("cnn", {})
+    return {"pinn": {"problems": list(pinn.get("problems", [])), "depths": list(pinn.get("depths", [])),
+                     "optimizers": list(pinn.get("optimizers", {}))},
+            "cnn": {"archs": list(cnn.get("archs", [])), "variants": list(cnn.get("variants", {}))}}
 
 
 def collect(params: dict, pinn_runs: Path, cnn_runs: Path) -> dict:
-    pinn, cnn = params["pinn"], params["cnn"]
-    summary: dict = {"pinn": {}, "cnn": {}}
-    for problem in pinn.problems:
-        for depth in pinn.depths:
-            for opt in pinn.optimizers:
-                m = _read(pinn_runs / f"{problem}-{depth}-{opt}" / "metrics.json")
+    """data/summary.json's content: the runs the params ask for that have a metrics.json."""
+    s = settings(params)
+    summary: dict = {"settings": s, "pinn": {}, "cnn": {}}
+    for problem in s["pinn"]["problems"]:
+        for depth in s["pinn"]["depths"]:
+            for opt in s["pinn"]["optimizers"]:
+                m = read_metrics(pinn_runs / run_name(problem, depth, opt))
                 if m is not None:
                     summary["pinn"].setdefault(problem, {}).setdefault(str(depth), {})[opt] = m
-    for arch in cnn.archs:
-        for variant in cnn.variants:
-            m = _read(cnn_runs / f"{arch}-{variant}" / "metrics.json")
+    for arch in s["cnn"]["archs"]:
+        for variant in s["cnn"]["variants"]:
+            m = read_metrics(cnn_runs / run_name(arch, variant))
             if m is not None:
                 summary["cnn"].setdefault(arch, {})[variant] = m
     return summary
 
 
 def _fmt_err(m: dict | None) -> str:
+    """'1.23e-01' for one seed; 'median [min–max]' over several, with how many seeds diverged."""
     if m is None:
         return "–"
     v = m.get("rel_l2")
     text = "n/a" if v is None or not math.isfinite(v) else f"{v:.2e}"
-    if "rel_l2_std" in m and m["rel_l2_std"] is not None and math.isfinite(m["rel_l2_std"]):
-        text += f" ± {m['rel_l2_std']:.1e}"
-    return text + (" (diverged)" if m.get("diverged") else "")
+    n = len(m.get("seeds", [0]))
+    if n > 1 and m.get("rel_l2_min") is not None:
+        text += f" [{m['rel_l2_min']:.2e}–{m['rel_l2_max']:.2e}]"
+    if m.get("diverged"):
+        text += f" (diverged in {m.get('diverged_seeds', 1)}/{n} seeds)" if n > 1 else " (diverged)"
+    return text
 
 
 def _fmt_acc(m: dict | None) -> str:
@@ -95,6 +109,7 @@ def write_tables(stem: Path, header: list[str], rows: list[list[str]], caption: 
         csv.writer(f).writerows([header, *rows])
 
 
+@exits_on_bad_input
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
@@ -103,15 +118,15 @@ def main() -> None:
     ap.add_argument("--summary", type=Path, default=Path("data/summary.json"))
     ap.add_argument("--tables", type=Path, default=Path("paper_figures"))
     args = ap.parse_args()
-    params = load(args.params, check_paths=False)
-    summary = collect(params, args.pinn_runs, args.cnn_runs)
+    summary = collect(read(args.params), args.pinn_runs, args.cnn_runs)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_tables(args.tables / "table_pinn_errors", *pinn_rows(summary, params["pinn"].optimizers),
-                 "PINN relative L2 error on the test grid, matched depth, AdamW vs AdamW + StableGrad.")
-    write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, params["cnn"].variants),
-                 "Test accuracy of ResNet-50 and EfficientNetV2-S with BatchNorm, without it (AdamW), and "
-                 "without it with StableGrad: median [min–max] over the seeds of cnn.seeds.")
+    write_tables(args.tables / "table_pinn_errors", *pinn_rows(summary, summary["settings"]["pinn"]["optimizers"]),
+                 "PINN relative L2 error on the test grid, matched depth, per gradient control: median "
+                 "[min–max] over the seeds of pinn.seeds.")
+    write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, summary["settings"]["cnn"]["variants"]),
+                 "Test accuracy with BatchNorm and without it, per gradient control: median [min–max] over "
+                 "the seeds of cnn.seeds.")
     n_pinn = sum(len(o) for d in summary["pinn"].values() for o in d.values())
     n_cnn = sum(len(v) for v in summary["cnn"].values())
     print(f"aggregated {n_pinn} PINN runs and {n_cnn} CNN runs into {args.summary}")

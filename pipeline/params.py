@@ -1,70 +1,58 @@
-"""params.yaml, validated as a whole before any stage does work.
+"""Reading params.yaml, and the one-line error every stage prints for bad input.
 
-Every stage script calls `load(path)`; `python -m pipeline.params params.yaml` checks a file and exits 2
-with one message naming the key and what is allowed. Each section is owned (and validated) by its package:
-`pinn:` by `pinn.config`, `cnn:` by `cnn.config`.
+Each section is owned and validated by its wing (`pinn.config.load`, `cnn.config.load`); this module only
+reads the file (a YAML error becomes one line naming the file and the line) and checks the top-level keys.
+The whole-file check is the `check_params` stage of dvc.yaml, which every stage depends on, so a bad value
+stops `dvc repro` before DVC removes any stage's outputs.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import yaml
 
+from pipeline.validate import BadInput
+
 SECTIONS = ("pinn", "cnn", "cnn_imagenet")  # cnn_imagenet: optional second CNN setting (paper scale)
-REQUIRED = ("pinn", "cnn")
 
 
 def read(path: str | Path = "params.yaml") -> dict:
+    """The raw mapping of `path`, or ValueError with one line (missing file, YAML syntax, unknown section)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"params file {str(path)!r} does not exist")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+        raise BadInput(f"params file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise BadInput(f"{path}:{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")  # noqa: TRY004
+        raise BadInput(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")  # noqa: TRY004
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"params: unknown top-level key(s) {unknown}; allowed: {', '.join(SECTIONS)}")
+        raise BadInput(f"params: unknown top-level key(s) {unknown}; allowed: {', '.join(SECTIONS)}")
     return raw
 
 
-def load(path: str | Path = "params.yaml", check_paths: bool = True) -> dict:
-    """{"pinn": PinnConfig, "cnn": CnnConfig[, "cnn_imagenet": CnnConfig]} from `path`, or ValueError naming the offending key."""
-    from cnn.config import validate as validate_cnn
-    from pinn.config import validate as validate_pinn
-
+def raw_section(path: str | Path, key: str) -> dict:
     raw = read(path)
-    missing = [key for key in REQUIRED if key not in raw]
-    if missing:
-        raise ValueError(f"params file {str(path)!r} has no `{missing[0]}:` section (dvc.yaml reads it); "
-                         f"required: {', '.join(REQUIRED)}")
-    out = {"pinn": validate_pinn(raw.get("pinn")), "cnn": validate_cnn(raw.get("cnn"), check_paths=check_paths)}
-    if "cnn_imagenet" in raw:
-        out["cnn_imagenet"] = validate_cnn(raw["cnn_imagenet"], prefix="cnn_imagenet", check_paths=check_paths)
-    return out
+    if key not in raw:
+        raise BadInput(f"params file {str(path)!r} has no `{key}:` section")
+    return raw[key]
 
 
-def load_section(path: str | Path = "params.yaml", key: str = "pinn", check_paths: bool = True):
-    """The validated section `key` of `path`, after validating the whole file (so a bad `cnn:` value stops
-    a PINN stage too, before any training starts)."""
-    sections = load(path, check_paths=check_paths)
-    if key not in sections:
-        raise ValueError(f"params file {str(path)!r} has no `{key}:` section; allowed: {', '.join(SECTIONS)}")
-    return sections[key]
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else "params.yaml"
-    try:
-        load(path)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{path}: ok")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def exits_on_bad_input(main):
+    """Decorator for a stage's `main`: bad input (`BadInput`: params or arguments) prints `error: <message>`
+    on stderr and exits with status 2, without a traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except BadInput as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return wrapper

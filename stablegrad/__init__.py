@@ -6,21 +6,30 @@
     loss.backward(); opt.step(); opt.zero_grad()
 
 or, functionally, right after ``loss.backward()``:  ``rescale_(model)``.
+
+Baselines with the same constructor (``stablegrad.baselines``): ``GlobalNormClip``, ``AdaptiveGradClip``
+(AGC), and the LAMB optimizer ``lamb(params, ...)``; ``GradientTransform`` is the wrapper base class.
 """
+from .baselines import AdaptiveGradClip, GlobalNormClip, lamb
 from .init import init_activation_aware_
 from .layers import Layer, find_layers
 from .optimizer import StableGrad
 from .options import Options
 from .recorder import GradScaleRecorder
 from .rescale import layer_grad_stats, rescale_
+from .wrapper import GradientTransform
 
 __all__ = [
+    "AdaptiveGradClip",
+    "GlobalNormClip",
     "GradScaleRecorder",
+    "GradientTransform",
     "Layer",
     "Options",
     "StableGrad",
     "find_layers",
     "init_activation_aware_",
+    "lamb",
     "layer_grad_stats",
     "rescale_",
 ]

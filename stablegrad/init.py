@@ -2,6 +2,10 @@
 
 Schemes (the "weighted" layers are the modules with a weight of 2 or more dimensions: Linear, Conv):
 
+- ``"glorot"``: ``nn.init.xavier_normal_`` with gain 1 for every weighted layer, the last included,
+  ``W ~ N(0, 2 / (fan_in + fan_out))``; biases zero. DeepXDE's "Glorot normal", the standard PINN init
+  (Raissi et al.'s Xavier); ``activation`` is ignored.
+
 - ``"gain"``: ``W ~ N(0, gain^2 / fan_in)``, ``gain = nn.init.calculate_gain(activation)`` (tanh 5/3, relu
   sqrt 2, ...); the last layer gets gain 1; biases zero.
 - ``"lsuv"``: orthogonal weights, then layer by layer (in forward order, on a data ``sample``, all in one
@@ -20,7 +24,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
 
-SCHEMES = ("gain", "lsuv", "lsuv-jacobian")
+SCHEMES = ("glorot", "gain", "lsuv", "lsuv-jacobian")
 
 
 def _weighted(model: nn.Module) -> list[nn.Module]:
@@ -93,6 +97,12 @@ def init_activation_aware_(
     layers = _weighted(model)
     if not layers:
         raise ValueError("the model has no Linear/Conv-like layer to initialize")
+    if scheme == "glorot":
+        for m in layers:
+            nn.init.xavier_normal_(m.weight, gain=1.0)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        return model
     gain = nn.init.calculate_gain(activation)
     if scheme == "gain":
         for i, m in enumerate(layers):

@@ -24,6 +24,11 @@ class Options:
     bias:       "shared" biases take their layer's weight factor; "own": their own factor; "none": untouched.
     rescale_reference: whether the prediction layer itself is rescaled (for reference="last" its factor is 1).
     eps:        statistics at or below it count as vanishing-to-zero (the layer is left untouched).
+    foreach:    None (default) or True: batched ``torch._foreach_*`` kernels; False: a loop over tensors.
+    error_if_nonfinite: raise (one host synchronisation) if a layer's gradient or the reference is not finite.
+
+    A factor is never allowed to make a finite gradient non-finite: it is capped so that factor * ||g||_2
+    stays below half the largest number of the gradient's dtype (fp16: 65504), see ``rescale._multiply_``.
     """
 
     reference: str = "last"
@@ -41,6 +46,8 @@ class Options:
                 raise ValueError(f"StableGrad option {name}={value!r} is not one of {allowed}")
         if not isinstance(self.eps, (int, float)) or not 0 <= self.eps < 1:
             raise ValueError(f"StableGrad option eps={self.eps!r} must be a float in [0, 1)")
+        if self.foreach is not None and not isinstance(self.foreach, bool):
+            raise ValueError(f"StableGrad option foreach={self.foreach!r} must be None, True or False")
         for name in ("rescale_reference", "error_if_nonfinite"):
             if not isinstance(getattr(self, name), bool):
                 value = getattr(self, name)  # ValueError like every other bad option value

@@ -3,6 +3,10 @@
 Zero cost when off: nothing is computed unless a recorder is attached (``StableGrad(recorder=...)``) or
 ``capture`` is called. When on, every ``every``-th step keeps two small 1-D tensors (no synchronisation);
 they are moved to the host only when ``to_dict`` is called.
+
+One recorder, one statistic (``statistic``, stored in ``to_dict``): StableGrad logs into it the recorder's
+own statistic of the raw gradients even when it rescales by another one, so curves that share a label are
+the same statistic.
 """
 from __future__ import annotations
 
@@ -10,15 +14,24 @@ import torch
 from torch import Tensor, nn
 
 from .layers import find_layers
+from .options import STATISTICS
 from .rescale import grad_stats
 
 
+def _check_statistic(statistic: str) -> str:
+    if statistic not in STATISTICS:
+        raise ValueError(f"GradScaleRecorder: statistic={statistic!r} is not one of {STATISTICS}")
+    return statistic
+
+
 class GradScaleRecorder:
-    def __init__(self, every: int = 1, statistic: str = "std"):
+    """``every``: record every ``every``-th step. ``statistic``: "rms" (the library default) or "std"."""
+
+    def __init__(self, every: int = 1, statistic: str = "rms"):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"GradScaleRecorder: every={every!r} must be an int >= 1")
         self.every = every
-        self.statistic = statistic
+        self.statistic = _check_statistic(statistic)
         self.layers: list[str] = []
         self.steps: list[int] = []
         self._before: list[Tensor] = []
@@ -30,7 +43,8 @@ class GradScaleRecorder:
         return self._calls % self.every == 0
 
     def log(self, names: list[str], before: Tensor, factors: Tensor | None) -> None:
-        """Record one step: per-layer statistics before the rescale and the factors applied (None: none)."""
+        """Record one step: per-unit ``self.statistic`` of the gradients before the rescale, and the positive
+        factors applied (None: none). After = before * factor, exact for rms and std alike."""
         if self.wants() and len(names):
             if not self.layers:
                 self.layers = list(names)
@@ -63,6 +77,7 @@ class GradScaleRecorder:
 
     def load_state_dict(self, state: dict) -> None:
         self.every, self._calls = state["every"], state["calls"]
-        self.statistic, self.layers, self.steps = state["statistic"], list(state["layers"]), list(state["steps"])
+        self.statistic = _check_statistic(state["statistic"])
+        self.layers, self.steps = list(state["layers"]), list(state["steps"])
         self._before = [torch.tensor(r) for r in state["before"]]
         self._after = [torch.tensor(r) for r in state["after"]]

@@ -3,8 +3,11 @@ import socket
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from cnn.config import CnnConfig
+from conftest import committed
+
+from cnn.config import validate
 from cnn.data import build_datasets, check_cifar_available, load_digits_split
 
 
@@ -20,6 +23,10 @@ def test_digits_split_shapes_labels_and_determinism():
     assert torch.equal(again[0], xtr) and torch.equal(again[3], yte)
 
 
+def CnnConfig(**kw):  # noqa: N802 -- the committed cnn section with these keys replaced
+    return validate({**committed()["cnn"], "val_fraction": 0.0, **kw})
+
+
 def test_digits_datasets_augment_train_only():
     cfg = CnnConfig(dataset="digits", image_size=16, train_subset=100)
     train, test = build_datasets(cfg)
@@ -28,7 +35,13 @@ def test_digits_datasets_augment_train_only():
     assert x.shape == (3, 16, 16) and 0 <= int(y) < 10
     xt1, _ = test[5]
     xt2, _ = test[5]
-    assert torch.equal(xt1, xt2)
+    assert torch.equal(xt1, xt2)                              # test images: never augmented
+    reads = torch.stack([train[0][0] for _ in range(8)])      # training images: random crops of one image
+    assert any(not torch.equal(reads[0], r) for r in reads[1:])
+    pad = 16 // 8
+    padded = F.pad(train.dataset.images[train.indices[0]], (pad, pad, pad, pad))
+    crops = [padded[:, dy:dy + 16, dx:dx + 16] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+    assert all(any(torch.equal(r, c) for c in crops) for r in reads)   # each read is a shifted copy
 
 
 def test_cifar_missing_offline_is_a_clear_error(tmp_path, monkeypatch):

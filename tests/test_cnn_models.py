@@ -55,7 +55,25 @@ def test_forward_backward_tiny_batch(arch, batchnorm):
 
 
 def test_unknown_arch_and_stem():
-    with pytest.raises(ValueError, match="resnet50 | efficientnet_v2_s"):
-        build_model("vgg16", 10)
+    with pytest.raises(ValueError, match="torchvision classification model builder"):
+        build_model("vgg_unknown", 10)
     with pytest.raises(ValueError, match="stem"):
         build_model("resnet50", 10, stem="tiny")
+    with pytest.raises(ValueError, match="ResNets and EfficientNets only"):
+        build_model("vgg11", 10, stem="cifar")
+
+
+def test_a_new_torchvision_model_is_one_params_line(params_file, tmp_path):
+    """Adding a model the documented way (its torchvision builder name in cnn.archs) trains it, BN removed."""
+    from cnn.config import load
+    from cnn.trainer import make_optimizer, train_step
+
+    cfg = load(params_file(cnn={"archs": ["resnet50", "mobilenet_v3_small"]}))
+    model = build_model("mobilenet_v3_small", cfg.num_classes, batchnorm=False, stem=cfg.stem)
+    assert _bn_modules(model) == [] and any(isinstance(m, nn.Identity) for m in model.modules())
+    opt = make_optimizer(model, "nobn-stablegrad", cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    loss, _ = train_step(model, opt, x, y)
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())

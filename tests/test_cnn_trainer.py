@@ -1,19 +1,20 @@
 """Trainer: one DDP step (2 CPU processes, gloo) equals the single-process step; resume equality;
 collapse detection. Tiny inputs, few steps."""
-import csv
-import json
 import socket
-from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from conftest import committed
+
 from cnn import trainer
-from cnn.config import CnnConfig
+from cnn.config import validate
 from cnn.models import build_model
+from cnn.stages import train as stage
 from cnn.trainer import make_optimizer, train, train_step
+from pipeline import runs
 
 
 def _free_port() -> int:
@@ -27,8 +28,12 @@ def _batch():
     return torch.randn(4, 3, 32, 32, generator=g), torch.tensor([0, 3, 5, 9])
 
 
+def _cfg(**kw):
+    return validate({**committed()["cnn"], **kw})
+
+
 def _one_step(model, x, y, variant="nobn-stablegrad"):
-    cfg = CnnConfig(lr=1e-3, weight_decay=0.05)
+    cfg = _cfg(lr=1e-3, weight_decay=0.05)
     opt = make_optimizer(model.module if hasattr(model, "module") else model, variant, cfg)
     train_step(model, opt, x, y)
     return opt
@@ -38,7 +43,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    model = build_model("resnet50", 10, batchnorm=False)
+    model = build_model("resnet18", 10, batchnorm=False)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     x, y = _batch()
     n = len(y) // world
@@ -54,7 +59,7 @@ def test_ddp_step_equals_single_process_step(tmp_path):
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
     torch.manual_seed(0)
-    model = build_model("resnet50", 10, batchnorm=False)
+    model = build_model("resnet18", 10, batchnorm=False)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = _batch()
     _one_step(model, x, y)
@@ -73,45 +78,63 @@ def test_ddp_step_equals_single_process_step(tmp_path):
     assert moved == len(init)                           # the step moved every layer
 
 
-def trainer_history(run):
-    with open(run / "history.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def _tiny_cfg(**kw) -> CnnConfig:
+def _tiny_cfg(**kw):
     base = {"dataset": "digits", "image_size": 8, "train_subset": 64, "epochs": 3, "batch_size": 32,
-            "lr": 1e-3, "warmup_epochs": 1, "record_every": 1, "device": "cpu"}
-    base.update(kw)
-    return CnnConfig(**base)
+            "lr": 1e-3, "warmup_epochs": 1, "record_every": 1, "device": "cpu", "val_fraction": 0.0,
+            "variants": {"bn-adamw": {}, "nobn-adamw": {}, "nobn-agc": {"clipping": 0.01, "eps": 1e-3},
+                         "nobn-stablegrad": {"reference": "last", "statistic": "std", "bias": "shared"}}}
+    return _cfg(**{**base, **kw})
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+def _rows(history):
+    """The history rows without wall time, NaN (no validation split) as None so that rows compare equal."""
+    return [{k: (None if v != v else v) for k, v in r.items() if k != "time_s"} for r in history]
+
+
+@pytest.mark.parametrize("variant", ["nobn-stablegrad", "nobn-agc"])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, variant):
     cfg = _tiny_cfg(epochs=2)
-    full = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "full", progress=False)
-    ckpt = tmp_path / "checkpoints" / "resumed.pt"      # as the DVC stage does: outside the run folder
-    part = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", checkpoint=ckpt, stop_after_epoch=1,
-                 progress=False)
-    assert part["epochs"] == 1 and ckpt.is_file() and not (tmp_path / "resumed" / "checkpoint.pt").exists()
-    resumed = train(cfg, "resnet50", "nobn-stablegrad", tmp_path / "resumed", checkpoint=ckpt, progress=False)
+    full = train(cfg, "resnet18", variant, checkpoint=tmp_path / "full.pt", progress=False)
+    ckpt = tmp_path / "checkpoints" / "resumed.pt"
+    part = train(cfg, "resnet18", variant, checkpoint=ckpt, stop_after_epoch=1, progress=False)
+    assert part.metrics["epochs"] == 1 and ckpt.is_file()
+    resumed = train(cfg, "resnet18", variant, checkpoint=ckpt, progress=False)
     for key in ("test_acc", "train_acc", "final_loss", "epochs", "diverged"):
-        assert resumed[key] == full[key], key
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
-    b = torch.load(ckpt, weights_only=False)
+        assert resumed.metrics[key] == full.metrics[key], key
+    a = torch.load(tmp_path / "full.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
     for name, p in a["model"].items():
         assert torch.equal(p, b["model"][name]), name
-    ha = trainer_history(tmp_path / "full")
-    hb = trainer_history(tmp_path / "resumed")
-    assert [{k: v for k, v in r.items() if k != "time_s"} for r in ha] == \
-        [{k: v for k, v in r.items() if k != "time_s"} for r in hb]
-    ga = json.loads((tmp_path / "full" / "grad_scales.json").read_text())
-    gb = json.loads((tmp_path / "resumed" / "grad_scales.json").read_text())
-    assert ga["before"] == gb["before"] and ga["steps"] == gb["steps"] and len(ga["steps"]) == 4
-    m = json.loads((tmp_path / "full" / "metrics.json").read_text())
-    assert {"test_acc", "train_acc", "final_loss", "diverged", "diverged_epoch", "epochs", "wall_time_s",
-            "stem", "dataset"} <= set(m)
+    assert _rows(full.history) == _rows(resumed.history)
+    assert full.grad_scales["before"] == resumed.grad_scales["before"] and len(full.grad_scales["steps"]) == 4
 
 
-def test_nan_loss_is_recorded_as_collapse_and_stops(tmp_path, monkeypatch):
+def test_finished_checkpoint_is_not_reused_after_a_code_change(tmp_path, monkeypatch, capsys):
+    """Defect: the CNN fingerprint hashed the settings only, so after an edit of stablegrad/ or cnn/ the stage
+    found the finished checkpoint, skipped training and wrote the old numbers against the new code."""
+    cfg = _tiny_cfg(epochs=1, warmup_epochs=0)
+    ckpt = tmp_path / "seed0.pt"
+    train(cfg, "resnet18", "nobn-stablegrad", checkpoint=ckpt, progress=False)
+    again = train(cfg, "resnet18", "nobn-stablegrad", checkpoint=ckpt, progress=True)   # unchanged: resumes
+    assert "resuming" in capsys.readouterr().out and again.metrics["epochs"] == 1
+    edited = tmp_path / "rescale_edit.py"
+    edited.write_text("# a one-line edit of the library\n")
+    monkeypatch.setattr(trainer, "SOURCES", (*trainer.SOURCES, str(edited)))
+    retrained = train(cfg, "resnet18", "nobn-stablegrad", checkpoint=ckpt, progress=True)
+    out = capsys.readouterr().out
+    assert "resuming" not in out and "other settings, data or code" in out
+    assert retrained.metrics["wall_time_s"] > 0 and retrained.metrics["epochs"] == 1
+
+
+def test_unreadable_checkpoint_is_set_aside(tmp_path, capsys):
+    ckpt = tmp_path / "seed0.pt"
+    ckpt.write_bytes(b"")
+    res = train(_tiny_cfg(epochs=1, warmup_epochs=0), "resnet18", "nobn-adamw", checkpoint=ckpt, progress=False)
+    assert res.metrics["epochs"] == 1 and (tmp_path / "seed0.pt.unreadable").exists()
+    assert str(ckpt) in capsys.readouterr().out
+
+
+def test_nan_loss_is_recorded_as_collapse_and_stops(monkeypatch):
     real_step = trainer.train_step
 
     def nan_step(*args, **kwargs):
@@ -119,62 +142,40 @@ def test_nan_loss_is_recorded_as_collapse_and_stops(tmp_path, monkeypatch):
         return loss * float("nan"), logits
 
     monkeypatch.setattr(trainer, "train_step", nan_step)
-    m = train(_tiny_cfg(epochs=3), "resnet50", "nobn-adamw", tmp_path / "run", progress=False)
+    m = train(_tiny_cfg(epochs=3), "resnet18", "nobn-adamw", progress=False).metrics
     assert m["diverged"] is True and m["diverged_epoch"] == 1 and m["epochs"] == 1
     assert m["final_loss"] is None
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["diverged"] is True
 
 
 @pytest.mark.parametrize("accs, expected", [
     ([0.1, 0.12, 0.1], 1), ([0.5, 0.1, 0.1, 0.1], 2), ([0.1, 0.5, 0.1], None), ([0.1, 0.1], None)])
 def test_stuck_at_chance_detection(accs, expected):
-    cfg = CnnConfig()
     hist = [{"epoch": i + 1, "train_acc": a} for i, a in enumerate(accs)]
-    assert trainer._stuck_since(hist, cfg) == expected
+    assert trainer._stuck_since(hist, _cfg()) == expected
 
 
-def test_validation_split_is_evaluated_and_recorded(tmp_path):
-    m = train(_tiny_cfg(epochs=1, val_fraction=0.2), "resnet50", "bn-adamw", tmp_path / "run", progress=False)
-    assert m["val_fraction"] == 0.2 and 0.0 <= m["val_acc"] <= 1.0
-    rows = trainer_history(tmp_path / "run")
-    assert float(rows[0]["val_acc"]) == pytest.approx(m["val_acc"], rel=1e-5)
-    plain = train(_tiny_cfg(epochs=1), "resnet50", "bn-adamw", tmp_path / "plain", progress=False)
-    assert plain["val_acc"] is None and trainer_history(tmp_path / "plain")[0]["val_acc"] == "nan"
+def test_validation_split_is_evaluated_and_recorded():
+    res = train(_tiny_cfg(epochs=1, warmup_epochs=0, val_fraction=0.2), "resnet18", "bn-adamw", progress=False)
+    assert res.metrics["val_fraction"] == 0.2 and 0.0 <= res.metrics["val_acc"] <= 1.0
+    assert res.history[0]["val_acc"] == pytest.approx(res.metrics["val_acc"])
+    plain = train(_tiny_cfg(epochs=1, warmup_epochs=0), "resnet18", "bn-adamw", progress=False)
+    assert plain.metrics["val_acc"] is None
 
 
-def test_stage_trains_every_seed_and_summarizes_them(tmp_path):
-    """The DVC stage over cnn.seeds: one output folder and one checkpoint per seed, the median in metrics.json,
-    and the first seed's history and gradient scales at the top (what the figures read)."""
-    import yaml
-
-    from cnn.stages import train as stage
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params["cnn"].update(image_size=8, train_subset=64, epochs=1, warmup_epochs=0, batch_size=32,
-                         val_fraction=0.0, record_every=1, device="cpu", seeds=[3, 1])
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+def test_stage_trains_every_seed_and_summarizes_them(tmp_path, params_file):
+    """The DVC stage over cnn.seeds: per seed its own metrics and checkpoint, the median in metrics.json, every
+    seed in history.csv."""
+    path = params_file(cnn={"image_size": 8, "train_subset": 64, "epochs": 1, "warmup_epochs": 0, "batch_size": 32,
+                            "val_fraction": 0.0, "record_every": 1, "device": "cpu", "seeds": [3, 1]})
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
-    assert stage.main(["--arch", "resnet50", "--variant", "nobn-stablegrad", "--params", str(path),
+    assert stage.main(["--arch", "resnet18", "--variant", "nobn-agc", "--params", str(path),
                        "--out", str(out), "--ckpt", str(ckpt), "--quiet"]) == 0
-    per_seed = [json.loads((out / "seeds" / f"seed{s}" / "metrics.json").read_text()) for s in (3, 1)]
+    per_seed = [runs.read_metrics(runs.seed_dir(out, s)) for s in (3, 1)]
     assert [m["seed"] for m in per_seed] == [3, 1]
     assert (ckpt / "seed3.pt").is_file() and (ckpt / "seed1.pt").is_file()
     assert per_seed[0]["final_loss"] != per_seed[1]["final_loss"]           # the seeds are different runs
-    m = json.loads((out / "metrics.json").read_text())
+    m = runs.read_metrics(out)
     assert m["seeds"] == [3, 1] and m["test_acc_seeds"] == [p["test_acc"] for p in per_seed]
     assert m["test_acc"] == pytest.approx(sum(m["test_acc_seeds"]) / 2)     # median of two
     assert m["diverged_seeds"] == sum(p["diverged"] for p in per_seed)
-    assert (out / "history.csv").read_text() == (out / "seeds" / "seed3" / "history.csv").read_text()
-
-
-def test_summarize_seeds_median_and_collapse_count():
-    from cnn.stages.train import summarize_seeds
-    base = {"arch": "resnet50", "variant": "nobn-adamw", "epochs": 5, "wall_time_s": 1.0, "val_acc": None,
-            "train_acc": 0.5, "final_loss": 1.0, "diverged": False, "diverged_epoch": None}
-    runs = [{**base, "seed": 0, "test_acc": 0.8},
-            {**base, "seed": 1, "test_acc": 0.1, "diverged": True, "diverged_epoch": 1, "epochs": 3},
-            {**base, "seed": 2, "test_acc": 0.6}]
-    m = summarize_seeds(runs)
-    assert m["test_acc"] == 0.6 and (m["test_acc_min"], m["test_acc_max"]) == (0.1, 0.8)
-    assert m["diverged"] is True and m["diverged_seeds"] == 1 and m["diverged_epoch"] == 1
-    assert m["epochs"] == 3 and m["wall_time_s"] == 3.0 and m["val_acc"] is None and m["seeds"] == [0, 1, 2]
+    assert set(runs.read_history(out)) == {3, 1} and runs.read_grad_scales(out)["statistic"] == "rms"

@@ -1,66 +1,98 @@
-"""params.yaml `pinn:` validation: one clear error naming the key and the allowed values."""
+"""params.yaml `pinn:` validation: one clear line naming the key and what is allowed, before any work."""
+import copy
 import re
+import subprocess
+import sys
 
 import pytest
-import yaml
+import torch
+from conftest import ROOT, committed
 
-from pinn.config import PinnConfig, validate
-from pipeline.params import load_section
+from pinn.config import load, validate
 
 
-@pytest.mark.parametrize("section,key,allowed", [
-    ({"problems": ["burgers", "navier"]}, "pinn.problems[1]", "burgers, poisson, helmholtz"),
-    ({"depths": [4, 0]}, "pinn.depths[1]", "> 0"),
-    ({"depths": [4, -8]}, "pinn.depths[1]", "> 0"),
-    ({"width": 0}, "pinn.width", "> 0"),
-    ({"optimizers": ["adamw", "sgd"]}, "pinn.optimizers[1]", "adamw, stablegrad"),
+def _with(**kw):
+    return {**copy.deepcopy(committed()["pinn"]), **kw}
+
+
+@pytest.mark.parametrize("edit, key, allowed", [
+    ({"problems": ["burgers", "navier"]}, "pinn.problems[1]", "burgers | poisson | helmholtz"),
+    ({"depths": [4, 0]}, "pinn.depths[1]", "an integer >= 1"),
+    ({"depths": [4, 4]}, "pinn.depths[1]", "each value once"),
+    ({"seeds": [0, 0]}, "pinn.seeds[1]", "each value once"),
+    ({"problems": ["poisson", "poisson"]}, "pinn.problems[1]", "each value once"),
+    ({"depths": "16"}, "pinn.depths", "a list"),
+    ({"width": 0}, "pinn.width", "an integer >= 1"),
+    ({"width": "wide"}, "pinn.width", "an integer"),
+    ({"optimizers": {"adamw": {}, "sgd": {}}}, "pinn.optimizers.sgd", "adamw | stablegrad | clip | agc"),
+    ({"optimizers": {"stablegrad": {"reference": "output", "statistic": "mad", "bias": "shared"}}},
+     "pinn.optimizers.stablegrad.statistic", "std | rms"),
+    ({"optimizers": {"agc": {"clipping": 0}}}, "pinn.optimizers.agc", "lacks"),
+    ({"optimizers": {"agc": {"clipping": -1, "eps": 1e-3}}}, "pinn.optimizers.agc.clipping", "> 0"),
+    ({"optimizers": {"lra": {"alpha": 1.0, "every": 10}}}, "pinn.optimizers.lra.alpha", "< 1"),
     ({"activation": "relu"}, "pinn.activation", "tanh"),
-    ({"init": "xavier"}, "pinn.init", "gain, lsuv, lsuv-jacobian"),
-    ({"stablegrad": {"statistic": "mad"}}, "pinn.stablegrad.statistic", "std, rms"),
-    ({"stablegrad": {"bias": "all"}}, "pinn.stablegrad.bias", "shared, own, none"),
-    ({"points": {"burgers": {"domain": -5}}}, "pinn.points.burgers.domain", "> 0"),
-    ({"points": {"wave": {"domain": 5}}}, "pinn.points.wave", "burgers, poisson, helmholtz"),
-    ({"ablation": {"depths": [3.5]}}, "pinn.ablation.depths[0]", "int"),
-    ({"dtype": "float16"}, "pinn.dtype", "float32, float64"),
-    ({"depths": "16"}, "pinn.depths", "list"),
-    ({"width": "wide"}, "pinn.width", "int"),
-    ({"compile": "yes"}, "pinn.compile", "bool"),
+    ({"init": "xavier"}, "pinn.init", "glorot"),
+    ({"lr": "abc"}, "pinn.lr", "a finite number > 0"),
+    ({"lr": float("inf")}, "pinn.lr", "a finite number > 0"),
+    ({"lr": ".inf"}, "pinn.lr", "a finite number > 0"),
+    ({"eps": float("inf")}, "pinn.eps", "a finite number > 0"),
+    ({"weight_decay": float("nan")}, "pinn.weight_decay", "a finite number >= 0"),
+    ({"weight_decay": float("inf")}, "pinn.weight_decay", "a finite number >= 0"),
     ({"lr": -1e-3}, "pinn.lr", "> 0"),
+    ({"compile": "yes"}, "pinn.compile", "true | false"),
+    ({"gemm": "mkl"}, "pinn.gemm", "auto | aten | onednn"),
+    ({"dtype": "float16"}, "pinn.dtype", "float32 | float64"),
+    ({"points": {"burgers": {"domain": -5, "boundary": 10}}}, "pinn.points.burgers.domain", ">= 1"),
+    ({"points": {"wave": {"domain": 5, "boundary": 10}}}, "pinn.points.wave", "burgers | poisson"),
+    ({"ablation": {"problems": ["poisson"], "depths": [3.5], "steps": 5}}, "pinn.ablation.depths[0]", "integer"),
 ])
-def test_bad_values_name_key_and_allowed(section, key, allowed):
-    with pytest.raises(ValueError, match=re.escape(key) + ":") as e:
+def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed):
+    with pytest.raises(ValueError, match=re.escape(f"`{key}`")) as e:
+        validate(_with(**edit))
+    assert allowed in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without CUDA")
+def test_cuda_rejected_where_there_is_none():
+    with pytest.raises(ValueError, match=r"`pinn.device` = 'cuda'.*CUDA is not available"):
+        validate(_with(device="cuda"))
+
+
+def test_unknown_and_missing_keys_are_named():
+    with pytest.raises(ValueError, match=r"unknown key `pinn\.widht`; allowed keys: .*width"):
+        validate({**_with(), "widht": 32})
+    section = _with()
+    del section["steps"]
+    with pytest.raises(ValueError, match=r"lacks the key `pinn\.steps`"):
         validate(section)
-    assert allowed in str(e.value)
 
 
-def test_unknown_key_lists_allowed_keys():
-    with pytest.raises(ValueError, match=r"pinn\.widht: unknown key; allowed keys: .*width"):
-        validate({"widht": 32})
-    with pytest.raises(ValueError, match=r"pinn\.stablegrad\.ref: unknown key"):
-        validate({"stablegrad": {"ref": "last"}})
+def test_numeric_strings_are_numbers_in_both_sections():
+    """YAML 1.1 reads 2e-3 as a string: both sections take it as the number it is."""
+    from cnn.config import validate as validate_cnn
+
+    assert validate(_with(lr="2e-3")).lr == 2e-3
+    assert validate_cnn({**committed()["cnn"], "lr": "2e-3"}).lr == 2e-3
 
 
-def test_defaults_and_points_filled_in():
-    cfg = validate({"problems": ["poisson"], "depths": [2, 4], "lr": "2e-3"})
-    assert isinstance(cfg, PinnConfig)
-    assert cfg.depths == [2, 4] and cfg.lr == 2e-3          # YAML 1.1 reads 2e-3 as a string
-    assert set(cfg.points) == {"poisson"} and cfg.points["poisson"].domain > 0
+def test_committed_files_are_valid():
+    assert max(load(ROOT / "params.yaml").depths) >= 16
+    paper = load(ROOT / "params_paper.yaml")
+    assert len(paper.seeds) >= 3 and max(paper.depths) > 16 and set(paper.optimizers) >= {"adamw", "stablegrad"}
 
 
-def test_repository_params_are_valid():
-    cfg = load_section("params.yaml", "pinn")
-    assert max(cfg.depths) >= 16 and len(cfg.depths) >= 3
-    assert set(cfg.problems) == {"burgers", "poisson", "helmholtz"}
+def test_run_settings_hold_only_the_runs_own_control():
+    cfg = validate(_with())
+    a = cfg.run_settings("adamw")
+    assert a["options"] == {} and "optimizers" not in a and "depths" not in a
+    assert cfg.run_settings("stablegrad")["options"] == cfg.optimizers["stablegrad"]
 
 
-def test_paper_params_are_valid():
-    with open("params_paper.yaml") as f:
-        cfg = validate(yaml.safe_load(f)["pinn"])
-    assert len(cfg.seeds) >= 3 and max(cfg.depths) > 16
-
-
-def test_missing_section(tmp_path):
-    p = tmp_path / "p.yaml"
-    p.write_text("cnn: {}\n")
-    with pytest.raises(ValueError, match="no `pinn:` section"):
-        load_section(str(p), "pinn")
+@pytest.mark.parametrize("text, where", [("pinn: [unclosed\n", "line"), ("pinn:\n  lr: 1\n lr: 2\n", "line")])
+def test_yaml_syntax_error_is_one_line(tmp_path, text, where):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "pinn.config", str(path)], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and where in proc.stderr and "not valid YAML" in proc.stderr

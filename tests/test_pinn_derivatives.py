@@ -2,12 +2,23 @@
 import pytest
 import torch
 
-from pinn.derivatives import autograd_derivatives, value_and_derivatives
+from pinn import gemm
+from pinn.derivatives import autograd_derivatives, rational_tanh, value_and_derivatives
 from pinn.gemm import onednn_available
 from pinn.model import MLP
 
+
+@pytest.fixture(autouse=True)
+def _gemm_cache(tmp_path, monkeypatch):
+    # gemm="auto" measures and caches: keep that out of the user's cache folder.
+    monkeypatch.setenv(gemm.CACHE_ENV, str(tmp_path))
+    gemm._MEMO.clear()
+    yield
+    gemm._MEMO.clear()
+
+
 NEEDS_ONEDNN = pytest.mark.skipif(not onednn_available(), reason="no oneDNN")
-GEMMS = ["aten", pytest.param("onednn", marks=NEEDS_ONEDNN)]
+GEMMS = ["aten", "auto", pytest.param("onednn", marks=NEEDS_ONEDNN)]
 
 
 @pytest.mark.parametrize("dtype,tol,gemm", [(torch.float64, 1e-10, "aten"), (torch.float32, 1e-5, "aten"),
@@ -79,3 +90,36 @@ def test_bad_n_deriv_and_gemm_are_rejected():
         value_and_derivatives(model, x, (0,), gemm="blas")
     with pytest.raises(ValueError, match="float32 CPU"):
         value_and_derivatives(model.double(), x.double(), (0,), gemm="onednn")
+
+
+def test_rational_tanh_is_float32_accurate():
+    z = torch.cat([torch.linspace(-20, 20, 100001), torch.logspace(-12, 0, 2001), -torch.logspace(-12, 0, 2001)])
+    ref = torch.tanh(z.double())
+    got = rational_tanh(z).double()
+    assert (got - ref).abs().max() <= 4e-7                       # torch.tanh's own float32 error: ~3e-8
+    small = z.abs() < 1e-2
+    assert ((got - ref)[small] / ref[small]).abs().max() <= 4e-7  # relative accuracy near 0 (no cancellation)
+    assert got.abs().max() <= 1 and torch.equal(rational_tanh(-z), -rational_tanh(z))
+    assert rational_tanh(torch.tensor([float("inf"), -float("inf")])).tolist() == [1.0, -1.0]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sin"])
+def test_compiled_float32_pass_matches_float64_autograd(activation):
+    # Under torch.compile float32 tanh is the rational approximation: values, derivatives and weight gradients
+    # still agree with the float64 nested-autograd ones to float32 accuracy.
+    torch.manual_seed(4)
+    model = MLP(2, 24, 5, activation=activation, lower=[-1.0, 0.0], upper=[1.0, 2.0]).double()
+    x = torch.rand(90, 2, dtype=torch.float64) * torch.tensor([2.0, 2.0], dtype=torch.float64) - torch.tensor(
+        [1.0, 0.0], dtype=torch.float64)
+    ua, dua, d2ua = autograd_derivatives(model, x, (0, 1))
+    fn = torch.compile(value_and_derivatives, dynamic=False, fullgraph=True)
+    u, du, d2u = fn(model.float(), x.float(), (0, 1), 70, gemm="aten")
+    scale = lambda t: 1e-5 * max(1.0, t.abs().max().item())
+    assert (u.double() - ua).abs().max() <= scale(ua)
+    assert (du.double() - dua[:70]).abs().max() <= scale(dua)
+    for k in (0, 1):
+        assert (d2u[k].double() - d2ua[k][:70]).abs().max() <= scale(d2ua[k])
+    ref = _loss_grads(model.double(), x, value_and_derivatives, n_deriv=70)
+    got = _loss_grads(model.float(), x.float(), fn, n_deriv=70, gemm="aten")
+    for a, b in zip(got, ref):
+        assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max()

@@ -1,108 +1,143 @@
-"""The pipeline glue: whole-file params validation, the aggregate stage, and dvc.yaml resolving."""
+"""The pipeline glue: the params gate stage, the one aggregate, dvc.yaml's dependencies, packaging."""
 import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, committed
 
-from pipeline import aggregate
-from pipeline.params import load
+from cnn import trainer as cnn_trainer
+from pinn import trainer as pinn_trainer
+from pipeline import aggregate, runs
+from pipeline.params import read
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _write(tmp_path, params: dict) -> Path:
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+DVC = Path(sys.executable).parent / "dvc"
+needs_dvc = pytest.mark.skipif(not DVC.exists(), reason="dvc not installed in this environment")
 
 
-def _committed() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+def test_unknown_section_and_yaml_errors_are_one_line(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump({**committed(), "extra": {}}))
+    with pytest.raises(ValueError, match=r"unknown top-level key\(s\) \['extra'\]"):
+        read(p)
+    p.write_text("pinn: {lr: [1,\n")
+    with pytest.raises(ValueError, match=r"line \d+, column \d+: not valid YAML"):
+        read(p)
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "params_paper.yaml"])
-def test_committed_params_files_are_valid(name):
-    cfg = load(ROOT / name, check_paths=False)
-    assert cfg["pinn"].depths and cfg["cnn"].archs
-
-
-def test_quick_defaults_reach_depth_16_with_three_depths():
-    cfg = load(ROOT / "params.yaml", check_paths=False)["pinn"]
-    assert len(cfg.depths) >= 3 and max(cfg.depths) >= 16
-
-
-@pytest.mark.parametrize(
-    "edit, key",
-    [
-        (lambda p: p.update(extra={}), "extra"),
-        (lambda p: p["pinn"].update(depths=[4, -8]), "pinn.depths[1]"),
-        (lambda p: p["pinn"].update(problems=["burgers", "navier"]), "pinn.problems[1]"),
-        (lambda p: p["pinn"].update(optimizers=["sgd"]), "pinn.optimizers[0]"),
-        (lambda p: p["pinn"].update(activation="gelu"), "pinn.activation"),
-        (lambda p: p["pinn"].update(width=0), "pinn.width"),
-        (lambda p: p["cnn"].update(archs=["vgg16"]), "cnn.archs[0]"),
-        (lambda p: p["cnn"].update(variants=["nobn-sgd"]), "cnn.variants[0]"),
-        (lambda p: p["cnn"].update(typo_key=1), "cnn.typo_key"),
-    ],
-)
-def test_bad_values_are_rejected_naming_the_key(tmp_path, edit, key):
-    params = _committed()
-    edit(params)
-    with pytest.raises(ValueError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        load(_write(tmp_path, params), check_paths=False)
-
-
-def test_cli_exits_2_with_one_message(tmp_path):
-    params = _committed()
-    params["pinn"]["depths"] = [4, "deep"]
-    path = _write(tmp_path, params)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.params", str(path)], capture_output=True, text=True, check=False,
-                          cwd=ROOT)
-    assert proc.returncode == 2
-    assert "pinn.depths[1]" in proc.stderr and "Traceback" not in proc.stderr
+def _write_run(folder: Path, seeds_values: dict, key: str, **extra):
+    per_seed = [{"seed": s, key: v, "diverged": v is None, "wall_time_s": 1.0, **extra}
+                for s, v in seeds_values.items()]
+    runs.write_run(folder, per_seed, [{"seed": s, "step": 0, "loss": 1.0} for s in seeds_values], (key,))
 
 
 def test_aggregate_reads_only_the_runs_params_ask_for(tmp_path):
-    params = _committed()
-    params["pinn"].update(problems=["burgers"], depths=[4, 8], optimizers=["adamw", "stablegrad"])
-    params["cnn"].update(archs=["resnet50"], variants=["nobn-adamw", "nobn-stablegrad", "bn-adamw"])
-    cfg = load(_write(tmp_path, params), check_paths=False)
-    runs = tmp_path / "runs"
+    params = committed()
+    params["pinn"].update(problems=["burgers"], depths=[4, 8], optimizers={"adamw": {}, "agc": {
+        "clipping": 0.01, "eps": 1e-3}})
+    params["cnn"].update(archs=["resnet50"], variants={"bn-adamw": {}, "nobn-adamw": {}})
     for depth in (4, 8, 32):  # 32 is stale: not in pinn.depths any more
-        for i, opt in enumerate(("adamw", "stablegrad")):
-            d = runs / "pinn" / f"burgers-{depth}-{opt}"
-            d.mkdir(parents=True)
-            (d / "metrics.json").write_text(json.dumps({"rel_l2": 0.1 / (depth + i), "diverged": False}))
-    three_seeds = {"seeds": [0, 1, 2], "test_acc_min": 0.1, "test_acc_max": 0.3, "diverged_seeds": 2}
-    for variant, acc, div, extra in (("nobn-adamw", 0.1, True, {}), ("nobn-stablegrad", 0.9, False, {}),
-                                     ("bn-adamw", 0.2, True, three_seeds)):
-        d = runs / "cnn" / f"resnet50-{variant}"
-        d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps({"test_acc": acc, "diverged": div, "diverged_epoch": 2,
-                                                    **extra}))
-    summary = aggregate.collect(cfg, runs / "pinn", runs / "cnn")
+        for i, opt in enumerate(("adamw", "agc")):
+            _write_run(tmp_path / "pinn" / f"burgers-{depth}-{opt}", {0: 0.1 / (depth + i), 1: 0.3}, "rel_l2")
+    _write_run(tmp_path / "cnn" / "resnet50-bn-adamw", {0: 0.9, 1: 0.7, 2: 0.8}, "test_acc")
+    _write_run(tmp_path / "cnn" / "resnet50-nobn-adamw", {0: 0.2, 1: None, 2: 0.4}, "test_acc")
+    summary = aggregate.collect(params, tmp_path / "pinn", tmp_path / "cnn")
+    assert summary["settings"]["pinn"]["optimizers"] == ["adamw", "agc"]
     assert set(summary["pinn"]["burgers"]) == {"4", "8"}
-    assert summary["pinn"]["burgers"]["8"]["stablegrad"]["rel_l2"] == pytest.approx(0.1 / 9)
-    assert summary["cnn"]["resnet50"]["nobn-adamw"]["diverged"] is True
-    header, rows = aggregate.cnn_rows(summary, cfg["cnn"].variants)
+    m = summary["pinn"]["burgers"]["8"]["agc"]
+    assert m["rel_l2"] == pytest.approx((0.1 / 9 + 0.3) / 2) and m["rel_l2_seeds"] == [0.1 / 9, 0.3]
+    assert summary["cnn"]["resnet50"]["nobn-adamw"]["diverged_seeds"] == 1
+    header, rows = aggregate.cnn_rows(summary, ["bn-adamw", "nobn-adamw"])
     aggregate.write_tables(tmp_path / "t", header, rows, "caption")
     md = (tmp_path / "t.md").read_text()
-    assert "10.0 % (collapsed, from epoch 2)" in md and "| 90.0 % |" in md
-    assert "20.0 [10.0–30.0] % (collapsed in 2/3 seeds, from epoch 2)" in md
-    assert r"\begin{tabular}" in (tmp_path / "t.tex").read_text()
+    assert "80.0 [70.0–90.0] %" in md and "30.0 [20.0–40.0] % (collapsed in 1/3 seeds" in md
+    header, rows = aggregate.pinn_rows(summary, ["adamw", "agc"])
+    assert rows[0][:2] == ["burgers", "4"] and "[" in rows[0][2]
 
 
-@pytest.mark.skipif(shutil.which("dvc", path=str(Path(sys.executable).parent)) is None, reason="dvc not installed")
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _files(deps) -> set[str]:
+    return {d for d in deps if not d.startswith("data/")}
+
+
+def test_each_training_stage_depends_on_exactly_the_sources_its_run_key_hashes():
+    assert _files(_stages()["pinn_train"]["deps"]) == set(pinn_trainer.SOURCES)
+    assert _files(_stages()["cnn_train"]["deps"]) == set(cnn_trainer.SOURCES)
+
+
+def test_a_run_depends_on_its_own_controls_options_only():
+    """Editing StableGrad's options must not retrain the AdamW (or any other) runs."""
+    pinn = _stages()["pinn_train"]["params"]
+    cnn = _stages()["cnn_train"]["params"]
+    assert [p for p in pinn if p.startswith("pinn.optimizers")] == ["pinn.optimizers.${item.optimizer}"]
+    assert [p for p in cnn if p.startswith("cnn.variants")] == ["cnn.variants.${item.variant}"]
+    assert not any("stablegrad" in p for p in pinn + cnn)
+
+
+def test_every_stage_waits_for_the_params_check():
+    for name, stage in _stages().items():
+        if name != "check_params":
+            assert "data/params.checked" in stage["deps"] or "data/summary.json" in stage["deps"], name
+
+
+@needs_dvc
 def test_dvc_yaml_resolves_with_readable_stage_names():
-    dvc = str(Path(sys.executable).parent / "dvc")
-    proc = subprocess.run([dvc, "stage", "list"], capture_output=True, text=True, cwd=ROOT, check=False)
+    proc = subprocess.run([str(DVC), "stage", "list"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
-    cfg = load(ROOT / "params.yaml", check_paths=False)
-    for depth in cfg["pinn"].depths:
-        assert any(n.endswith(f"-{depth}-stablegrad") for n in names), names
-    assert "aggregate" in names
+    params = committed()
+    for depth in params["pinn"]["depths"]:
+        for opt in params["pinn"]["optimizers"]:
+            assert f"pinn_train@burgers-{depth}-{opt}" in names
+    for variant in params["cnn"]["variants"]:
+        assert f"cnn_train@resnet50-{variant}" in names
+    assert {"check_params", "aggregate", "pinn_ablation@poisson"} <= set(names)
+
+
+@needs_dvc
+@pytest.mark.slow
+def test_a_bad_value_stops_dvc_repro_before_any_output_is_removed(tmp_path):
+    """Defect: validation ran inside each stage, after DVC had removed that stage's outputs."""
+    work = tmp_path / "repo"
+    for item in ("pinn", "cnn", "pipeline", "stablegrad", "paper_figures", "dvc.yaml", "params.yaml"):
+        src = ROOT / item
+        (shutil.copytree(src, work / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy(src, work / item))
+    (work / "data").mkdir()
+    params = committed()
+    params["pinn"]["points"]["poisson"] = {"domain": 32, "boundary": 8}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"PATH": f"{DVC.parent}:/usr/bin:/bin", "HOME": str(tmp_path), "DVC_NO_ANALYTICS": "1"}
+
+    def sh(*cmd):
+        return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
+
+    assert sh("git", "init", "-q").returncode == 0 and sh(str(DVC), "init", "-q").returncode == 0
+    first = sh(str(DVC), "repro", "pinn_generate@poisson")
+    assert first.returncode == 0, first.stderr + first.stdout
+    out = work / "data" / "pinn" / "poisson" / "collocation.npz"
+    before = out.read_bytes()
+    params["pinn"]["points"]["poisson"]["domain"] = "abc"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bad = sh(str(DVC), "repro", "pinn_generate@poisson")
+    assert bad.returncode != 0
+    assert "pinn.points.poisson.domain" in bad.stderr + bad.stdout
+    assert out.read_bytes() == before                      # the last results are still there
+
+
+def test_only_the_library_is_installed(tmp_path):
+    """`pip install` of this repo must not put pinn, cnn, pipeline, paper_figures into site-packages."""
+    pytest.importorskip("setuptools")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    wheel = next(tmp_path.glob("stablegrad-*.whl"))
+    tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"stablegrad"}

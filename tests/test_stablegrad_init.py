@@ -80,3 +80,21 @@ def test_init_bad_input():
         init_activation_aware_(mlp("tanh"), "tanh", "lsuv")
     with pytest.raises(ValueError, match="no Linear/Conv"):
         init_activation_aware_(nn.Sequential(nn.Tanh()), "tanh")
+
+
+def test_glorot_normal_every_layer_and_zero_biases():
+    """DeepXDE's "Glorot normal": std sqrt(2 / (fan_in + fan_out)) for every layer, the last included."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 200), nn.Tanh(), nn.Linear(200, 400), nn.Tanh(), nn.Linear(400, 100),
+                          nn.Conv2d(8, 16, 3))
+    for m in model:
+        if hasattr(m, "bias"):
+            nn.init.constant_(m.bias, 1.0)
+    assert init_activation_aware_(model, "tanh", "glorot") is model
+    for m in (model[0], model[2], model[4], model[5]):
+        fan_in, fan_out = m.weight[0].numel(), m.weight.shape[0] * m.weight[0, 0].numel()
+        expected = math.sqrt(2 / (fan_in + fan_out))
+        n = m.weight.numel()
+        assert abs(m.weight.std().item() / expected - 1) < 5 / math.sqrt(2 * n)  # 5 sigma of the sample std
+        assert abs(m.weight.mean().item()) < 5 * expected / math.sqrt(n)
+        assert torch.equal(m.bias, torch.zeros_like(m.bias))

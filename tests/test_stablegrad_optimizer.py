@@ -348,3 +348,33 @@ def test_output_reference_pools_only_outputs_that_receive_a_gradient():
     nn.functional.mse_loss(ya, y).backward()
     sigma = opt._output_ref.pop("rms")
     torch.testing.assert_close(sigma, ya.grad.square().mean().sqrt())
+
+
+@pytest.mark.parametrize("rec_stat", ["rms", "std"])
+@pytest.mark.parametrize("sg_stat", ["rms", "std"])
+def test_recorder_logs_its_own_statistic(rec_stat, sg_stat):
+    """Whatever StableGrad rescales by, the recorder logs its own statistic: "before" equals what
+    ``capture`` (the AdamW baseline's path) records for the same gradients, and "after" is that statistic
+    of the rescaled gradients."""
+    a, b = make_model(), make_model()
+    rec_plain, rec_sg = GradScaleRecorder(statistic=rec_stat), GradScaleRecorder(statistic=rec_stat)
+    opt = StableGrad(torch.optim.SGD(b.parameters(), lr=0.0), b, statistic=sg_stat, recorder=rec_sg)
+    x, y = batch(0)
+    for m in (a, b):
+        nn.functional.mse_loss(m(x), y).backward()
+    rec_plain.capture(a)
+    opt.step()
+    plain, sg = rec_plain.to_dict(), rec_sg.to_dict()
+    assert plain["statistic"] == sg["statistic"] == rec_stat and plain["layers"] == sg["layers"]
+    assert plain["before"] == sg["before"]
+    stat = (lambda t: t.std(unbiased=False)) if rec_stat == "std" else (lambda t: t.square().mean().sqrt())
+    assert sg["after"][0] == pytest.approx([stat(m.weight.grad).item() for m in b[::2]], rel=1e-5)
+
+
+def test_recorder_default_and_bad_statistic():
+    assert GradScaleRecorder().statistic == "rms"  # the library default
+    with pytest.raises(ValueError, match="statistic='var'"):
+        GradScaleRecorder(statistic="var")
+    rec = GradScaleRecorder()
+    with pytest.raises(ValueError, match="statistic"):
+        rec.load_state_dict({**rec.state_dict(), "statistic": "variance"})

@@ -283,6 +283,93 @@ def test_tiny_gradients_are_lifted_not_zeroed():
                                atol=0)
 
 
+# -- low precision: the rescale never creates a non-finite value ------------------------------------------------
+FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def wide_narrow(dtype) -> nn.Sequential:
+    """Layer 0: 64 x 64 (4096 weights), layer 1: 2 x 64 (128), the reference: 2 x 2."""
+    return nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2), nn.Tanh(), nn.Linear(2, 2)).to(dtype)
+
+
+def set_grads(model: nn.Module, dtype, spike: float, ref: float) -> None:
+    """Layer 0: noise of std spike / 1000 plus one spike (max|g| ~ 60 rms); layer 2: noise of std 0.1;
+    the reference: ref."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model[::2]:
+        for p in m.parameters():
+            p.grad = (torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.1).to(dtype)
+    model[0].weight.grad.mul_(spike / 100)
+    model[0].weight.grad[0, 0] = spike
+    model[4].weight.grad = torch.tensor([[ref, -ref], [-ref, ref]], dtype=dtype)  # std = rms = ref
+
+
+# fp16: the product (and the factor itself) overflows. bf16/fp32: the statistics are float32 sums of squares,
+# which overflow above |g| ~ 1e19 and underflow below ~ 1e-22 (such layers are left untouched), so the
+# product cannot overflow but the factor can (above 3.4e38). fp64: nothing can overflow.
+OVERFLOW_CASES = [(torch.float16, 65504 / 32, 1e-3), (torch.bfloat16, 4e18, 1e-19), (torch.float32, 4e18, 1e-19),
+                  (torch.float64, 1e15, 1e-24)]
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("statistic", ["rms", "std"])
+@pytest.mark.parametrize(("dtype", "ref", "spike"), OVERFLOW_CASES, ids=lambda v: str(v))
+def test_tiny_layer_next_to_huge_reference_stays_finite(dtype, ref, spike, statistic, foreach):
+    """Unguarded (factor = sigma_ref / stat in the statistics' dtype, cast to the gradient's dtype, then
+    multiplied), the tiny layer would become inf (except in fp64). Guarded: every gradient finite (layer 0's shared bias too), layer 0 still
+    an exact positive multiple of itself, lifted, and within the headroom; layer 2 (not at risk) rescaled
+    exactly as before."""
+    fmax, eps = torch.finfo(dtype).max, torch.finfo(dtype).eps
+    model = wide_narrow(dtype)
+    set_grads(model, dtype, spike=spike, ref=ref)
+    before = [m.weight.grad.double().clone() for m in model[::2]]
+    sigma = stat(model[4].weight.grad, statistic)
+    sdtype = torch.promote_types(dtype, torch.float32)  # the statistics' dtype
+    unguarded = (sigma.to(sdtype) / stat(model[0].weight.grad, statistic).to(sdtype)).to(dtype) * model[0].weight.grad
+    assert torch.isfinite(unguarded).all() == (dtype == torch.float64)
+    factors = rescale_(model, statistic=statistic, foreach=foreach)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    g0 = model[0].weight.grad.double()
+    tol = {"rtol": 2 * eps, "atol": 0}
+    torch.testing.assert_close(g0, before[0] * factors["0"].double(), **tol)  # the factor reported is applied
+    assert before[0].norm() * 1e6 < g0.norm() <= 0.5 * fmax * (1 + 2 * eps)  # lifted, within the headroom
+    f2 = (sigma / stat(before[1], statistic)).item()
+    torch.testing.assert_close(factors["2"].double().item(), f2, rtol=1e-6, atol=0)  # not at risk: unchanged
+    torch.testing.assert_close(model[2].weight.grad.double(), before[1] * factors["2"].double(), **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision_factor_above_dtype_max_is_applied_exactly(dtype):
+    """fp16: a factor of ~1e6 is not representable (max 65504) but the product is: it is applied in float32
+    and rounded once, so the tiny layer lands on the reference's statistic."""
+    model = wide_narrow(dtype)
+    set_grads(model, dtype, spike=1e-6, ref=1.0)
+    factors = rescale_(model)
+    assert factors["0"] > 65504
+    for m in model[::2]:
+        torch.testing.assert_close(stat(m.weight.grad, DEFAULT_STAT), torch.tensor(1.0, dtype=torch.float64),
+                                   rtol=1e-2, atol=0)
+
+
+def test_overflow_cap_covers_shared_biases_and_the_recorder():
+    """A shared bias with a larger norm than its weight gets its own (lower) cap; StableGrad's recorder
+    logs the factors actually applied to the weights."""
+    from stablegrad import GradScaleRecorder
+    model = wide_narrow(torch.float16)
+    set_grads(model, torch.float16, spike=1e-3, ref=2000.0)
+    model[0].bias.grad.fill_(0.5)  # fine for the weight's cap, far too large for it
+    rec = GradScaleRecorder()
+    opt = StableGrad(torch.optim.SGD(model.parameters(), lr=0.0), model, recorder=rec)
+    w = model[0].weight.grad.double().clone()
+    opt.step()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    d = rec.to_dict()
+    after = stat(model[0].weight.grad, DEFAULT_STAT).item()
+    assert d["after"][0][0] == pytest.approx(after, rel=1e-3)
+    assert d["after"][0][0] == pytest.approx(d["before"][0][0] * (model[0].weight.grad.double() / w)[0, 0].item(),
+                                             rel=1e-3)
+
+
 # -- bad input ----------------------------------------------------------------------------------------------
 def test_unknown_option_lists_valid_ones():
     model = make_model()
@@ -296,7 +383,7 @@ def test_unknown_option_lists_valid_ones():
 
 @pytest.mark.parametrize("bad", [{"reference": "first"}, {"statistic": "var"}, {"bias": "both"},
                                  {"eps": -1.0}, {"eps": "small"}, {"error_if_nonfinite": "yes"},
-                                 {"rescale_reference": 1}])
+                                 {"rescale_reference": 1}, {"foreach": "bogus"}, {"foreach": 1}])
 def test_bad_option_values(bad):
     with pytest.raises(ValueError, match=f"option {next(iter(bad))}="):
         Options.from_kwargs(**bad)

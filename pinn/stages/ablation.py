@@ -1,12 +1,14 @@
 """Ablation of StableGrad's open choices on PINNs, every variant over every seed.
 
-Pipeline default (stage `pinn_ablation`; kept cheap: pinn.seeds of params.yaml is one seed):
+Pipeline default (stage `pinn_ablation@<problem>`, one per problem of pinn.ablation.problems; kept cheap:
+pinn.seeds of params.yaml):
 
-    python -m pinn.stages.ablation --params params.yaml --data data/pinn --out data/pinn/ablation
+    python -m pinn.stages.ablation --params params.yaml --problem poisson --data data/pinn \
+        --out data/pinn/ablation/poisson
 
 For each (problem, depth) in pinn.ablation and each seed in pinn.seeds: AdamW and StableGrad with each
-initialization (gain, lsuv, lsuv-jacobian), then StableGrad with reference "last"/"output", statistic
-std/rms, bias shared/own/none, one factor at a time (the rest as in pinn.stablegrad / pinn.init).
+initialization (stablegrad.init.SCHEMES), then StableGrad with reference "last"/"output", statistic
+std/rms, bias shared/own/none, one factor at a time (the rest as in pinn.optimizers.stablegrad / pinn.init).
 
 Multi-seed study (CLI overrides; not part of the pipeline; docs/method.md has the exact command used):
 
@@ -16,7 +18,8 @@ Multi-seed study (CLI overrides; not part of the pipeline; docs/method.md has th
 
 `--grid FIELD=V1,V2 ...` replaces the one-factor-at-a-time set by AdamW plus StableGrad over the cartesian
 product of the listed values (fields: init, reference, statistic, bias; unlisted ones from params.yaml).
-`--cases PROBLEM:DEPTH ...` replaces the product pinn.ablation.problems x pinn.ablation.depths;
+`--cases PROBLEM:DEPTH ...` replaces the product pinn.ablation.problems x pinn.ablation.depths (`--problem P`:
+P x pinn.ablation.depths);
 `--seeds` replaces pinn.seeds; `--steps` replaces pinn.ablation.steps. Runs go case -> seed -> variant and
 both outputs are rewritten after every run; `--resume` keeps the runs of an existing <out>.json made with
 the same settings (so a study can be extended by more cases or seeds).
@@ -37,39 +40,43 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinn.config import BIASES, INITS, REFERENCES, STATISTICS
+from pinn.config import load
 from pinn.problems import PROBLEMS
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
-from pipeline.params import load_section
+from pipeline.params import exits_on_bad_input
+from pipeline.validate import BadInput
+from stablegrad.init import SCHEMES as INITS
+from stablegrad.options import BIAS_MODES as BIASES
+from stablegrad.options import REFERENCES, STATISTICS
 
 GRID_FIELDS = {"init": INITS, "reference": REFERENCES, "statistic": STATISTICS, "bias": BIASES}
 
 
 def variants(cfg):
-    """(name, optimizer, init, StableGradOptions) for the one-factor-at-a-time runs, without duplicates."""
-    base = cfg.stablegrad
+    """(name, optimizer, init, StableGrad options) for the one-factor-at-a-time runs, without duplicates."""
+    base = cfg.optimizers["stablegrad"]
     out = []
     for init in INITS:
         out.append((f"adamw, init={init}", "adamw", init, base))
         out.append((f"stablegrad, init={init}", "stablegrad", init, base))
     for field, values in [("reference", REFERENCES), ("statistic", STATISTICS), ("bias", BIASES)]:
         for v in values:
-            if v != getattr(base, field):
-                opts = dataclasses.replace(base, **{field: v})
-                out.append((f"stablegrad, {field}={v}", "stablegrad", cfg.init, opts))
+            if v != base[field]:
+                out.append((f"stablegrad, {field}={v}", "stablegrad", cfg.init, {**base, field: v}))
     return out
 
 
 def grid_variants(cfg, grid: dict):
     """AdamW (for each init in grid, else cfg.init) plus StableGrad over the product of grid's values."""
     inits = grid.get("init", [cfg.init])
+    base = cfg.optimizers["stablegrad"]
     out = []
     for init in inits:
-        out.append(("adamw" + (f", init={init}" if "init" in grid else ""), "adamw", init, cfg.stablegrad))
+        out.append(("adamw" + (f", init={init}" if "init" in grid else ""), "adamw", init, base))
     sg_fields = [f for f in grid if f != "init"]
     for init in inits:
         for values in itertools.product(*(grid[f] for f in sg_fields)):
-            opts = dataclasses.replace(cfg.stablegrad, **dict(zip(sg_fields, values)))
+            opts = {**base, **dict(zip(sg_fields, values))}
             parts = [f"init={init}"] if "init" in grid else []
             parts += [f"{f}={v}" for f, v in zip(sg_fields, values)]
             out.append((", ".join(["stablegrad"] + parts), "stablegrad", init, opts))
@@ -82,12 +89,12 @@ def parse_grid(items) -> dict:
     for item in items:
         field, sep, values = item.partition("=")
         if not sep or field not in GRID_FIELDS:
-            raise ValueError(f"--grid {item!r}: expected FIELD=V1,V2; "
+            raise BadInput(f"--grid {item!r}: expected FIELD=V1,V2; "
                              f"allowed fields: {', '.join(GRID_FIELDS)}")
         vals = [v for v in values.split(",") if v]
         bad = [v for v in vals if v not in GRID_FIELDS[field]]
         if not vals or bad:
-            raise ValueError(f"--grid {item!r}: unknown value(s) {bad or values!r}; "
+            raise BadInput(f"--grid {item!r}: unknown value(s) {bad or values!r}; "
                              f"allowed for {field}: {', '.join(GRID_FIELDS[field])}")
         grid[field] = list(dict.fromkeys(vals))
     return grid
@@ -97,7 +104,7 @@ def parse_case(text: str) -> tuple[str, int]:
     """"poisson:8" -> ("poisson", 8)."""
     problem, sep, depth = text.partition(":")
     if not sep or problem not in PROBLEMS or not depth.isdigit() or int(depth) <= 0:
-        raise ValueError(f"--cases {text!r}: expected PROBLEM:DEPTH with DEPTH > 0; allowed problems: "
+        raise BadInput(f"--cases {text!r}: expected PROBLEM:DEPTH with DEPTH > 0; allowed problems: "
                          f"{', '.join(PROBLEMS)}")
     return problem, int(depth)
 
@@ -168,11 +175,13 @@ def _write(out: Path, settings: dict, rows: list[dict]):
     out.with_suffix(".md").write_text(markdown(settings, summary))
 
 
+@exits_on_bad_input
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", required=True, help="data/pinn (one folder per problem)")
     ap.add_argument("--out", required=True, help="output stem: writes <out>.json and <out>.md")
+    ap.add_argument("--problem", help="only this problem, at each depth of pinn.ablation.depths")
     ap.add_argument("--seeds", type=int, nargs="+", help="override pinn.seeds")
     ap.add_argument("--cases", nargs="+", metavar="PROBLEM:DEPTH",
                     help="override the product pinn.ablation.problems x pinn.ablation.depths")
@@ -181,24 +190,24 @@ def main(argv=None):
                     help="AdamW + StableGrad over this product instead of the one-factor-at-a-time set")
     ap.add_argument("--resume", action="store_true", help="keep matching runs of an existing <out>.json")
     args = ap.parse_args(argv)
-    cfg = load_section(args.params, "pinn")
-    try:
-        seeds = list(dict.fromkeys(args.seeds)) if args.seeds else list(cfg.seeds)
-        if any(s < 0 for s in seeds):
-            raise ValueError(f"--seeds must be >= 0, got {seeds}")
-        cases = ([parse_case(c) for c in args.cases] if args.cases
-                 else [(p, d) for p in cfg.ablation.problems for d in cfg.ablation.depths])
-        steps = cfg.ablation.steps if args.steps is None else args.steps
-        if steps <= 0:
-            raise ValueError(f"--steps must be > 0, got {steps}")
-        grid = parse_grid(args.grid) if args.grid else None
-    except ValueError as err:
-        ap.error(str(err))
+    cfg = load(args.params)
+    if "stablegrad" not in cfg.optimizers:
+        raise BadInput("the ablation varies StableGrad's options: pinn.optimizers needs a `stablegrad` entry")
+    seeds = list(dict.fromkeys(args.seeds)) if args.seeds else list(cfg.seeds)
+    if any(s < 0 for s in seeds):
+        raise BadInput(f"--seeds must be >= 0, got {seeds}")
+    problems = [parse_case(f"{args.problem}:1")[0]] if args.problem else cfg.ablation.problems
+    cases = ([parse_case(c) for c in args.cases] if args.cases
+             else [(p, d) for p in problems for d in cfg.ablation.depths])
+    steps = cfg.ablation.steps if args.steps is None else args.steps
+    if steps <= 0:
+        raise BadInput(f"--steps must be > 0, got {steps}")
+    grid = parse_grid(args.grid) if args.grid else None
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     todo = grid_variants(cfg, grid) if grid else variants(cfg)
     settings = {"steps": steps, "width": cfg.width, "seeds": seeds, "init": cfg.init,
-                **dataclasses.asdict(cfg.stablegrad), "mode": "grid" if grid else "one-factor-at-a-time",
+                **cfg.optimizers["stablegrad"], "mode": "grid" if grid else "one-factor-at-a-time",
                 "grid": grid, "cases": [f"{p}:{d}" for p, d in cases], "lr": cfg.lr, "dtype": cfg.dtype,
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}}
     out = Path(args.out)
@@ -216,7 +225,7 @@ def main(argv=None):
             print(f"not resuming: {out.with_suffix('.json')} was made with other settings", flush=True)
     missing = [p for p, _ in cases if p not in cfg.points]
     if missing:
-        ap.error(f"--cases: no pinn.points entry for {missing[0]!r} in {args.params}")
+        raise BadInput(f"--cases: no pinn.points entry for {missing[0]!r} in {args.params}")
     rows = list(done.values())
     total = len(cases) * len(seeds) * len(todo)
     n, t_start = 0, time.perf_counter()
@@ -227,13 +236,13 @@ def main(argv=None):
                 n += 1
                 if (problem, depth, name, seed) in done:
                     continue
-                c = dataclasses.replace(cfg, steps=steps, init=init, stablegrad=opts)
+                c = dataclasses.replace(cfg, steps=steps, init=init, optimizers={"adamw": {}, "stablegrad": opts})
                 res = train(c, problem, depth, opt, data, seed=seed, progress=False)
                 pred = predict(res.model, data)
                 err = None if res.diverged or not np.isfinite(pred).all() else rel_l2(pred, data.reference)
                 rows.append({"problem": problem, "depth": depth, "variant": name, "seed": seed,
                              "optimizer": opt,
-                             "init": init, **dataclasses.asdict(opts), "rel_l2": err,
+                             "init": init, **opts, "rel_l2": err,
                              "final_loss": _finite(res.final_loss), "diverged": res.diverged,
                              "wall_time_s": round(res.wall_time_s, 2)})
                 _write(out, settings, rows)

@@ -9,8 +9,9 @@ import numpy as np
 from scipy.stats import qmc
 
 from pinn.problems import PROBLEMS
+from pinn.config import load
 from pinn.trainer import grid_points
-from pipeline.params import load_section
+from pipeline.params import exits_on_bad_input
 
 
 def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
@@ -24,6 +25,7 @@ def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -
             "axes": axes, "test_points": grid_points(axes), "test_u": problem.reference(axes)}
 
 
+@exits_on_bad_input
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", required=True, choices=sorted(PROBLEMS))
@@ -31,7 +33,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    cfg = load_section(args.params, "pinn")
+    cfg = load(args.params)
     pts = cfg.points[args.problem]
     d = generate(args.problem, pts.domain, pts.boundary, args.seed)
     out = Path(args.out)

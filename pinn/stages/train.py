@@ -1,89 +1,73 @@
-"""Train one PINN run (problem, depth, optimizer) for every seed in pinn.seeds; write its outputs.
+"""DVC stage: train one PINN run (problem, depth, gradient control) for every seed in pinn.seeds.
 
     python -m pinn.stages.train --problem burgers --depth 16 --optimizer stablegrad \
-        --params params.yaml --data data/pinn/burgers --out data/pinn/runs/burgers-16-stablegrad
+        --params params.yaml --data data/pinn/burgers --out data/pinn/runs/burgers-16-stablegrad \
+        --ckpt data/checkpoints/pinn/burgers-16-stablegrad
 
-Outputs in --out: metrics.json (rel_l2 = median over seeds, rel_l2_seeds, final_loss, wall_time_s, steps,
-diverged), history.csv (step, loss, lr per seed), prediction.npz (first seed, on the test grid),
-grad_scales.json (per-layer gradient std before/after the rescale, per seed); checkpoints in --ckpt.
-A diverged run is recorded (diverged: true, rel_l2: null) and the stage still exits 0.
+Writes the run layout of pipeline/runs.py: <out>/metrics.json (rel_l2 = median over seeds, with min, max and
+rel_l2_seeds; final_loss; diverged_seeds; the products used), <out>/history.csv (seed, step, loss, lr,
+boundary_weight) and per seed <out>/seeds/seed<k>/{metrics.json, grad_scales.json, prediction.npz}.
+Checkpoints in --ckpt, one per seed. A diverged seed is recorded (rel_l2 null) and the stage still exits 0.
 """
 import argparse
-import csv
-import json
-import math
-import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pinn.config import OPTIMIZERS
+from pinn.config import load
 from pinn.problems import PROBLEMS
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
-from pipeline.params import load_section
+from pipeline import runs
+from pipeline.params import exits_on_bad_input
+from pipeline.validate import BadInput
+
+SUMMARIZED = ("rel_l2", "final_loss", "boundary_weight")
 
 
-def run(cfg, problem, depth, optimizer, data_dir, out, ckpt_dir=None, progress=True) -> dict:
+def run(cfg, problem, depth, control, data_dir, out, ckpt_dir=None, progress=True) -> dict:
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = load_data(data_dir, getattr(torch, cfg.dtype), device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    per_seed, history, scales = [], [], {}
-    for i, seed in enumerate(cfg.seeds):
-        ckpt = Path(ckpt_dir) / f"seed{seed}.pt" if ckpt_dir else None
-        res = train(cfg, problem, depth, optimizer, data, seed, checkpoint=ckpt, progress=progress)
+    per_seed, history = [], []
+    for seed in cfg.seeds:
+        res = train(cfg, problem, depth, control, data, seed, checkpoint=runs.checkpoint_path(ckpt_dir, seed),
+                    progress=progress)
         pred = predict(res.model, data)
         err = rel_l2(pred, data.reference) if np.isfinite(pred).all() and not res.diverged else None
-        per_seed.append({"seed": seed, "rel_l2": err, "final_loss": _finite(res.final_loss),
-                         "wall_time_s": res.wall_time_s, "steps": res.steps, "diverged": res.diverged})
-        history += [(seed, *row) for row in res.history]
-        scales[str(seed)] = res.grad_scales
-        if i == 0:
-            np.savez(out / "prediction.npz", u=pred, u_ref=data.reference,
-                     **{f"axis{j}": a for j, a in enumerate(data.axes)})
-        print(f"{problem}-{depth}-{optimizer} seed {seed}: rel_l2={err} diverged={res.diverged} "
-              f"steps={res.steps} {res.wall_time_s:.1f}s")
-    errs = [s["rel_l2"] for s in per_seed if s["rel_l2"] is not None]
-    metrics = {
-        "rel_l2": statistics.median(errs) if errs else None,
-        "rel_l2_seeds": [s["rel_l2"] for s in per_seed],
-        "final_loss": statistics.median([s["final_loss"] for s in per_seed if s["final_loss"] is not None]
-                                        or [math.nan]),
-        "wall_time_s": sum(s["wall_time_s"] for s in per_seed),
-        "steps": max(s["steps"] for s in per_seed),
-        "diverged": any(s["diverged"] for s in per_seed),
-        "diverged_seeds": sum(s["diverged"] for s in per_seed),
-        "problem": problem, "depth": depth, "optimizer": optimizer, "device": str(device),
-    }
-    metrics["final_loss"] = _finite(metrics["final_loss"])
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["seed", "step", "loss", "lr"])
-        w.writerows(history)
-    (out / "grad_scales.json").write_text(json.dumps(scales) + "\n")
-    return metrics
+        folder = runs.seed_dir(out, seed)
+        per_seed.append({"seed": seed, "rel_l2": err, "final_loss": runs.finite_or_none(res.final_loss),
+                         "boundary_weight": res.boundary_weight, "wall_time_s": round(res.wall_time_s, 2),
+                         "steps": res.steps, "diverged": res.diverged, "problem": problem, "depth": depth,
+                         "optimizer": control, "device": str(device), "gemm": res.gemm})
+        history += [{"seed": seed, "step": s, "loss": loss, "lr": lr, "boundary_weight": w}
+                    for s, loss, lr, w in res.history]
+        folder.mkdir(parents=True, exist_ok=True)
+        runs.write_json(folder / "grad_scales.json", res.grad_scales)
+        np.savez(folder / "prediction.npz", u=pred, u_ref=data.reference,
+                 **{f"axis{j}": a for j, a in enumerate(data.axes)})
+        print(f"{problem}-{depth}-{control} seed {seed}: rel_l2={err} diverged={res.diverged} "
+              f"steps={res.steps} {res.wall_time_s:.1f}s", flush=True)
+    return runs.write_run(out, per_seed, history, SUMMARIZED)
 
 
-def _finite(x):
-    return x if x is not None and math.isfinite(x) else None
-
-
+@exits_on_bad_input
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", required=True, choices=sorted(PROBLEMS))
     ap.add_argument("--depth", required=True, type=int)
-    ap.add_argument("--optimizer", required=True, choices=OPTIMIZERS)
+    ap.add_argument("--optimizer", required=True, help="a key of pinn.optimizers")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", required=True, help="folder written by pinn.stages.generate")
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt", default=None, help="checkpoint folder (resumed from if it matches the run)")
     args = ap.parse_args(argv)
-    cfg = load_section(args.params, "pinn")
+    cfg = load(args.params)
     if args.depth <= 0:
-        raise SystemExit(f"--depth must be > 0, got {args.depth}")
+        raise BadInput(f"--depth must be > 0, got {args.depth}")
+    if args.optimizer not in cfg.optimizers:
+        raise BadInput(f"--optimizer {args.optimizer!r} is not a key of pinn.optimizers "
+                       f"({', '.join(cfg.optimizers)})")
     run(cfg, args.problem, args.depth, args.optimizer, args.data, args.out, args.ckpt)
 
 

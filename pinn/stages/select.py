@@ -1,0 +1,167 @@
+"""Each gradient control's init and learning rate, chosen without the test grid (a study, not a DVC stage).
+
+    python -m pinn.stages.select --params params.yaml --out docs/selection/quick \
+        --cases burgers:4 burgers:16 poisson:4 poisson:16 helmholtz:4 helmholtz:16 \
+        --inits glorot lsuv-jacobian --lrs 3e-4 1e-3 3e-3 --seeds 0 --jobs 2 --resume
+
+For every case (problem:depth), control of pinn.optimizers, init, lr and seed: one run with the settings of
+params.yaml otherwise, on the pipeline's own training points (seed 0). Each run is scored by its loss on
+HELD-OUT points (fresh collocation and boundary points of the same counts, seed 1; residual + boundary
+weight x boundary error): the choice never reads the test grid. The test-grid error is recorded beside it,
+for information only.
+
+Choice per control: the (init, lr) with the lowest mean over cases of log10(held-out loss, median over
+seeds). Writes <out>.json (settings, one row per run, the scores and the choice) and <out>.md; rows are
+written after every run, and `--resume` keeps those of an existing <out>.json made with the same settings.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pinn.config import load
+from pinn.problems import PROBLEMS
+from pinn.stages.ablation import parse_case
+from pinn.stages.generate import generate
+from pinn.trainer import PinnData, derivative_function, pinn_losses, predict, rel_l2, train
+from pipeline.params import exits_on_bad_input
+from pipeline.validate import BadInput
+from stablegrad.init import SCHEMES
+
+
+@functools.cache
+def _points(problem: str, n_domain: int, n_boundary: int, seed: int):
+    d = generate(problem, n_domain, n_boundary, seed=seed)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
+                    d["test_u"], d["axes"])
+
+
+def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
+    """The training loss (residual + boundary_weight x boundary) of `model` on the points of `data`."""
+    x = torch.cat([data.domain, data.boundary]).to(next(model.parameters()).dtype)
+    derivs = derivative_function(False, "aten")
+    loss_r, loss_b, _ = pinn_losses(model, PROBLEMS[problem], x, len(data.domain), data.boundary_values, derivs)
+    return float(loss_r + cfg.boundary_weight * loss_b)
+
+
+def one_run(params: str, problem: str, depth: int, control: str, init: str, lr: float, seed: int) -> dict:
+    torch.set_num_threads(1)
+    cfg = load(params)
+    cfg = dataclasses.replace(cfg, init=init, lr=lr)
+    pts = cfg.points[problem]
+    train_data = _points(problem, pts.domain, pts.boundary, 0)
+    held_out = _points(problem, pts.domain, pts.boundary, 1)
+    res = train(cfg, problem, depth, control, train_data, seed=seed, progress=False)
+    pred = predict(res.model, train_data)
+    ok = not res.diverged and np.isfinite(pred).all()
+    return {"problem": problem, "depth": depth, "control": control, "init": init, "lr": lr, "seed": seed,
+            "heldout_loss": heldout_loss(cfg, res.model, problem, held_out) if ok else None,
+            "final_loss": res.final_loss if math.isfinite(res.final_loss) else None,
+            "rel_l2": rel_l2(pred, train_data.reference) if ok else None, "diverged": res.diverged,
+            "wall_time_s": round(res.wall_time_s, 2)}
+
+
+def choose(rows: list[dict]) -> dict:
+    """{control: {"init", "lr", "score", "table": [{init, lr, score, rel_l2_median}]}}: score = mean over
+    cases of log10(median over seeds of the held-out loss); a diverged or missing case scores +inf."""
+    cases = sorted({(r["problem"], r["depth"]) for r in rows})
+    out = {}
+    for control in dict.fromkeys(r["control"] for r in rows):
+        table = []
+        for init, lr in dict.fromkeys((r["init"], r["lr"]) for r in rows if r["control"] == control):
+            logs, errs = [], []
+            for case in cases:
+                rs = [r for r in rows if (r["problem"], r["depth"]) == case and r["control"] == control
+                      and r["init"] == init and r["lr"] == lr]
+                held = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None]
+                logs.append(math.log10(statistics.median(held)) if held and len(held) == len(rs) else math.inf)
+                errs += [r["rel_l2"] for r in rs if r["rel_l2"] is not None]
+            table.append({"init": init, "lr": lr, "score": sum(logs) / len(logs),
+                          "rel_l2_median": statistics.median(errs) if errs else None})
+        best = min(table, key=lambda t: t["score"])
+        out[control] = {"init": best["init"], "lr": best["lr"], "score": best["score"], "table": table}
+    return out
+
+
+def markdown(settings: dict, chosen: dict) -> str:
+    lines = [f"Init and lr per control, chosen by the held-out loss (never the test grid): {settings['steps']} "
+             f"steps, width {settings['width']}, cases {', '.join(settings['cases'])}, seeds "
+             f"{', '.join(map(str, settings['seeds']))}. score = mean over cases of log10(held-out loss, median "
+             "over seeds); lower is better. The test-grid rel. L2 (median over cases and seeds) is shown for "
+             "information only.", "",
+             "| control | init | lr | score | test rel. L2 (info) | chosen |", "| --- | --- | --- | --- | --- | --- |"]
+    for control, c in chosen.items():
+        for t in sorted(c["table"], key=lambda t: t["score"]):
+            err = "—" if t["rel_l2_median"] is None else f"{t['rel_l2_median']:.3e}"
+            mark = "**yes**" if (t["init"], t["lr"]) == (c["init"], c["lr"]) else ""
+            lines.append(f"| {control} | {t['init']} | {t['lr']:g} | {t['score']:.3f} | {err} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write(out: Path, settings: dict, rows: list[dict]) -> None:
+    chosen = choose(rows)
+    out.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": rows, "chosen": chosen},
+                                                   indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(settings, chosen))
+
+
+@exits_on_bad_input
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", required=True, help="output stem: writes <out>.json and <out>.md")
+    ap.add_argument("--cases", nargs="+", required=True, metavar="PROBLEM:DEPTH")
+    ap.add_argument("--inits", nargs="+", default=list(SCHEMES))
+    ap.add_argument("--lrs", nargs="+", type=float, default=[3e-4, 1e-3, 3e-3])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = load(args.params)
+    cases = [parse_case(c) for c in args.cases]
+    bad = [i for i in args.inits if i not in SCHEMES]
+    if bad or any(not (lr > 0 and math.isfinite(lr)) for lr in args.lrs) or args.jobs < 1:
+        raise BadInput(f"--inits must be among {', '.join(SCHEMES)}, --lrs finite and > 0, --jobs >= 1")
+    settings = {"steps": cfg.steps, "width": cfg.width, "cases": args.cases, "inits": args.inits, "lrs": args.lrs,
+                "seeds": args.seeds, "controls": cfg.optimizers, "schedule": cfg.schedule,
+                "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}, "params": args.params}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if args.resume and out.with_suffix(".json").is_file():
+        old = json.loads(out.with_suffix(".json").read_text())
+        same = all(old["settings"].get(k) == settings[k] for k in ("steps", "width", "controls", "schedule", "points"))
+        rows = old["runs"] if same else []
+        print(f"resuming: {len(rows)} runs kept" if same else "not resuming: other settings", flush=True)
+    done = {(r["problem"], r["depth"], r["control"], r["init"], r["lr"], r["seed"]) for r in rows}
+    todo = [(p, d, c, i, lr, s) for p, d in cases for c in cfg.optimizers for i in args.inits for lr in args.lrs
+            for s in args.seeds if (p, d, c, i, lr, s) not in done]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(one_run, args.params, *job) for job in todo]
+        for n, fut in enumerate(as_completed(futures), 1):
+            r = fut.result()
+            rows.append(r)
+            _write(out, settings, rows)
+            print(f"[{n}/{len(todo)} {time.perf_counter() - t0:.0f}s] {r['problem']}:{r['depth']} {r['control']} "
+                  f"init={r['init']} lr={r['lr']:g} seed {r['seed']}: held-out loss {r['heldout_loss']} "
+                  f"({r['wall_time_s']:.0f}s)", flush=True)
+    _write(out, settings, rows)
+    for control, c in choose(rows).items():
+        print(f"{control}: init={c['init']} lr={c['lr']:g} (score {c['score']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
