@@ -15,12 +15,17 @@ never used for choices. `train_subset` then applies to the remaining training im
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms as T
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
+from torchvision.datasets import CIFAR100, ImageFolder
 
 from pipeline.validate import BadInput
 
@@ -56,9 +61,6 @@ def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float 
                       val_fraction: float = 0.0):
     """Return (train_images, train_labels, test_images, test_labels) as float/int64 tensors; with
     `val_fraction` > 0 also (val_images, val_labels) appended, a stratified part of the training split."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0       # (N, 1, 8, 8) in [0, 1]
     x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
@@ -98,8 +100,6 @@ def check_cifar_available(root: str, download: bool, key: str = "cnn.download") 
         raise BadInput(
             f"CIFAR-100 is not in {str(folder)!r} and `{key}` is false; set `{key}: true` (needs "
             f"internet) or place the extracted cifar-100-python folder in {root!r}")
-    import socket
-
     try:
         socket.create_connection(("www.cs.toronto.edu", 443), timeout=5).close()
     except OSError as e:
@@ -126,9 +126,6 @@ def build_splits(cfg):
         if vf > 0:
             val = DigitsDataset(parts[4], parts[5], False, 0)
     elif cfg.dataset == "cifar100":
-        import torchvision.transforms as T
-        from torchvision.datasets import CIFAR100
-
         check_cifar_available(cfg.data_root, cfg.download)
         norm = T.Normalize(CIFAR100_MEAN, CIFAR100_STD)
         resize = [] if cfg.image_size == 32 else [T.Resize(cfg.image_size)]
@@ -142,9 +139,6 @@ def build_splits(cfg):
             val = Subset(CIFAR100(cfg.data_root, train=True, download=False, transform=test_tf), va_idx)
             train = Subset(train, tr_idx)
     elif cfg.dataset == "imagenet":
-        import torchvision.transforms as T
-        from torchvision.datasets import ImageFolder
-
         norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
         s = cfg.image_size
         train_tf = T.Compose([T.RandomResizedCrop(s), T.RandomHorizontalFlip(), T.ToTensor(), norm])

@@ -145,6 +145,15 @@ def validate(section) -> PinnConfig:
     return cfg
 
 
+def parse_case(text: str) -> tuple[str, int]:
+    """"poisson:8" -> ("poisson", 8)."""
+    problem, sep, depth = text.partition(":")
+    if not sep or problem not in PROBLEMS or not depth.isdigit() or int(depth) <= 0:
+        raise v.BadInput(f"--cases {text!r}: expected PROBLEM:DEPTH with DEPTH > 0; allowed problems: "
+                         f"{', '.join(PROBLEMS)}")
+    return problem, int(depth)
+
+
 def load(path="params.yaml") -> PinnConfig:
     return validate(raw_section(path, "pinn"))
 

@@ -129,11 +129,16 @@ def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | No
     def streams(z, dz, d2z):
         """The next stacked tensor from the pre-activation z (N, H) and the incoming derivatives dz (d, n, H),
         d2z (m, n, H) or None (zero). a' and a'' only on the n stream rows; split, not sliced (see above)."""
-        z_res, z_bnd = z.split([n, N - n], 0)
-        a, a1, a2 = _act(model.activation, z_res)
+        if torch.compiler.is_compiling():   # fused kernels: no derivative work on the boundary rows
+            z_res, z_bnd = z.split([n, N - n], 0)
+            a, a1, a2 = _act(model.activation, z_res)
+            values = [a, _value(model.activation, z_bnd)]
+        else:                               # eager: fewer, larger operations are faster (same numbers)
+            a, a1, a2 = _act(model.activation, z)
+            a1, a2, values = a1[:n], a2[:n], [a]
         dzs = dz[:m] if prefix else dz[list(second)]
         d2h = a2 * dzs * dzs if d2z is None else a2 * dzs * dzs + a1 * d2z
-        return torch.cat([a, _value(model.activation, z_bnd), (a1 * dz).flatten(0, 1), d2h.flatten(0, 1)], 0)
+        return torch.cat([*values, (a1 * dz).flatten(0, 1), d2h.flatten(0, 1)], 0)
 
     h0 = (x - model.center) * model.scale
     w0 = layers[0].weight

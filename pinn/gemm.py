@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import platformdirs
 import torch
 from torch import Tensor
 
@@ -101,15 +102,10 @@ class GemmChoice(NamedTuple):
 
 
 def cache_path() -> Path:
-    """$STABLEGRAD_CACHE_DIR/gemm.json, else the user cache dir (platformdirs, or ~/.cache/stablegrad)."""
+    """$STABLEGRAD_CACHE_DIR/gemm.json, else the user cache dir (platformdirs: ~/.cache/stablegrad on Linux)."""
     folder = os.environ.get(CACHE_ENV)
     if not folder:
-        try:
-            import platformdirs
-
-            folder = platformdirs.user_cache_dir("stablegrad", appauthor=False)
-        except ImportError:
-            folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stablegrad"
+        folder = platformdirs.user_cache_dir("stablegrad", appauthor=False)
     return Path(folder) / "gemm.json"
 
 

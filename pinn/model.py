@@ -4,6 +4,8 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from stablegrad import init_activation_aware_
+
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin}
 
 
@@ -36,8 +38,6 @@ class MLP(nn.Module):
 def build_model(problem, width: int, depth: int, activation: str = "tanh", init: str = "gain",
                 sample: torch.Tensor | None = None) -> MLP:
     """The MLP for `problem` (a pinn.problems module), initialized with the activation-aware init."""
-    from stablegrad import init_activation_aware_
-
     model = MLP(len(problem.INPUTS), width, depth, 1, activation, problem.LOWER, problem.UPPER)
     if sample is not None:
         sample = sample.to(torch.float32)

@@ -10,8 +10,7 @@ import torch
 from tqdm import tqdm
 
 from pinn.config import PinnConfig
-from pinn.derivatives import value_and_derivatives
-from pinn.gemm import gemm_choice
+from pinn.derivatives import gemm_for, value_and_derivatives
 from pinn.loss_annealing import LossWeightAnnealing
 from pinn.model import build_model
 from pinn.problems import PROBLEMS
@@ -57,12 +56,6 @@ def load_data(data_dir, dtype=torch.float32, device="cpu") -> PinnData:
     t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)
     return PinnData(t(pts["domain"]), t(pts["boundary"]), t(pts["boundary_values"]),
                     t(test["points"]), test["u"], axes)
-
-
-def grid_points(axes) -> np.ndarray:
-    """All points of the grid, row-major with the first axis fastest (matches u[j, i])."""
-    mesh = np.meshgrid(*axes, indexing="xy")
-    return np.stack([m.ravel() for m in mesh], 1)
 
 
 def rel_l2(pred, ref) -> float:
@@ -133,7 +126,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]
-    gemm, why, _ = gemm_choice(cfg.gemm, cfg.width, len(x_all) + n_dom * data.domain.shape[1], dtype, device)
+    gemm, why, _ = gemm_for(model, x_all, problem.SECOND, n_dom, cfg.gemm)
     if progress:
         tqdm.write(f"{problem_name}-{depth}-{control} seed {seed}: products {why}")
     derivs = derivative_function(cfg.compile, gemm)

@@ -31,7 +31,7 @@ def read(path: str | Path = "params.yaml") -> dict:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise BadInput(f"{path}:{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
-        raise BadInput(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")  # noqa: TRY004
+        raise BadInput(f"{path}: expected a mapping with the sections {', '.join(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise BadInput(f"params: unknown top-level key(s) {unknown}; allowed: {', '.join(SECTIONS)}")

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -145,6 +144,13 @@ def write_json(path: str | Path, obj) -> None:
     Path(path).write_text(json.dumps(clean(obj), indent=1) + "\n")
 
 
+def write_study(stem: str | Path, payload: dict, markdown: str) -> None:
+    """A study's results: `<stem>.json` (the payload) and `<stem>.md` (its table)."""
+    stem = Path(stem)
+    write_json(stem.with_suffix(".json"), payload)
+    stem.with_suffix(".md").write_text(markdown)
+
+
 def write_history(path: str | Path, rows: list[dict]) -> None:
     """CSV of `rows` (dicts with the same keys, `seed` first)."""
     path = Path(path)
@@ -185,7 +191,7 @@ def read_history(run: str | Path) -> dict[int, dict[str, np.ndarray]]:
     by_seed: dict[int, list[dict]] = {}
     for r in rows:
         by_seed.setdefault(int(r["seed"]), []).append(r)
-    num = lambda x: float(x) if x not in ("", None) else math.nan  # noqa: E731
+    num = lambda x: float(x) if x not in ("", None) else math.nan
     return {s: {k: np.array([num(r[k]) for r in rs]) for k in rs[0] if k != "seed"} for s, rs in by_seed.items()}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +54,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def tiny_mlp(seed: int = 0, d_out: int = 1) -> nn.Module:
+    """A 3 -> 12 -> 12 -> d_out tanh MLP with seeded weights (optimizer tests)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 12), nn.Tanh(), nn.Linear(12, 12), nn.Tanh(), nn.Linear(12, d_out))
+
+
+def tiny_batch(seed: int, d_out: int = 1):
+    """A seeded regression batch for `tiny_mlp`: 16 inputs, targets sin(sum x) (+ 0.3 when d_out > 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(16, 3, generator=gen)
+    y = torch.sin(x.sum(1, keepdim=True))
+    return (x, y) if d_out == 1 else (x, y.repeat(1, d_out) + 0.3)

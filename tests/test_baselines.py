@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import tiny_batch, tiny_mlp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -17,14 +18,11 @@ from stablegrad import AdaptiveGradClip, GlobalNormClip, GradientTransform, Stab
 
 
 def make_model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(3, 12), nn.Tanh(), nn.Linear(12, 12), nn.Tanh(), nn.Linear(12, 2))
+    return tiny_mlp(seed, d_out=2)
 
 
 def batch(seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(16, 3, generator=gen)
-    return x, torch.sin(x.sum(1, keepdim=True)).repeat(1, 2) + 0.3
+    return tiny_batch(seed, d_out=2)
 
 
 def loss_of(model, seed: int):

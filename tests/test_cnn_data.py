@@ -4,7 +4,6 @@ import socket
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import committed
 
 from cnn.config import validate
@@ -23,7 +22,7 @@ def test_digits_split_shapes_labels_and_determinism():
     assert torch.equal(again[0], xtr) and torch.equal(again[3], yte)
 
 
-def CnnConfig(**kw):  # noqa: N802 -- the committed cnn section with these keys replaced
+def CnnConfig(**kw):
     return validate({**committed()["cnn"], "val_fraction": 0.0, **kw})
 
 

@@ -1,12 +1,12 @@
 """Trainer: one DDP step (2 CPU processes, gloo) equals the single-process step; resume equality;
 collapse detection. Tiny inputs, few steps."""
+import math
 import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import committed
 
 from cnn import trainer
@@ -88,7 +88,8 @@ def _tiny_cfg(**kw):
 
 def _rows(history):
     """The history rows without wall time, NaN (no validation split) as None so that rows compare equal."""
-    return [{k: (None if v != v else v) for k, v in r.items() if k != "time_s"} for r in history]
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items() if k != "time_s"}
+            for r in history]
 
 
 @pytest.mark.parametrize("variant", ["nobn-stablegrad", "nobn-agc"])
@@ -165,7 +166,7 @@ def test_validation_split_is_evaluated_and_recorded():
 def test_stage_trains_every_seed_and_summarizes_them(tmp_path, params_file):
     """The DVC stage over cnn.seeds: per seed its own metrics and checkpoint, the median in metrics.json, every
     seed in history.csv."""
-    path = params_file(cnn={"image_size": 8, "train_subset": 64, "epochs": 1, "warmup_epochs": 0, "batch_size": 32,
+    path = params_file(cnn={"archs": ["resnet18"], "image_size": 8, "train_subset": 64, "epochs": 1, "warmup_epochs": 0, "batch_size": 32,
                             "val_fraction": 0.0, "record_every": 1, "device": "cpu", "seeds": [3, 1]})
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
     assert stage.main(["--arch", "resnet18", "--variant", "nobn-agc", "--params", str(path),

@@ -1,8 +1,8 @@
 """The Burgers reference (Cole-Hopf + Gauss-Hermite) against its known values."""
 import numpy as np
 
+from pinn.points import generate
 from pinn.problems import burgers
-from pinn.stages.generate import generate
 
 
 def test_max_gradient_matches_published_value():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pinn import trainer
-from pinn.stages.generate import generate
+from pinn.points import generate
 from pinn.trainer import PinnData, predict, rel_l2, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -18,7 +18,7 @@ CONTROLS = {"adamw": {}, "stablegrad": {"reference": "output", "statistic": "rms
 
 def _data(problem="poisson", n_domain=128, n_boundary=32):
     d = generate(problem, n_domain, n_boundary, seed=0)
-    t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
                     d["test_u"], d["axes"])
 

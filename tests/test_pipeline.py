@@ -1,5 +1,4 @@
 """The pipeline glue: the params gate stage, the one aggregate, dvc.yaml's dependencies, packaging."""
-import json
 import shutil
 import subprocess
 import sys

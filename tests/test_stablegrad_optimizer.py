@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import tiny_batch, tiny_mlp
 from torch import nn
 
 from stablegrad import GradScaleRecorder, StableGrad, rescale_
@@ -19,14 +20,11 @@ IDS = ["-".join(str(v) for v in d.values()) for d in VARIANTS]
 
 
 def make_model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(3, 12), nn.Tanh(), nn.Linear(12, 12), nn.Tanh(), nn.Linear(12, 1))
+    return tiny_mlp(seed, d_out=1)
 
 
 def batch(seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(16, 3, generator=gen)
-    return x, torch.sin(x.sum(1, keepdim=True))
+    return tiny_batch(seed, d_out=1)
 
 
 def train(model, opt, steps, start=0):

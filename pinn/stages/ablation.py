@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinn.config import load
-from pinn.problems import PROBLEMS
+from pinn.config import load, parse_case
 from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
+from pipeline import runs
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 from stablegrad.init import SCHEMES as INITS
@@ -98,15 +98,6 @@ def parse_grid(items) -> dict:
                              f"allowed for {field}: {', '.join(GRID_FIELDS[field])}")
         grid[field] = list(dict.fromkeys(vals))
     return grid
-
-
-def parse_case(text: str) -> tuple[str, int]:
-    """"poisson:8" -> ("poisson", 8)."""
-    problem, sep, depth = text.partition(":")
-    if not sep or problem not in PROBLEMS or not depth.isdigit() or int(depth) <= 0:
-        raise BadInput(f"--cases {text!r}: expected PROBLEM:DEPTH with DEPTH > 0; allowed problems: "
-                         f"{', '.join(PROBLEMS)}")
-    return problem, int(depth)
 
 
 def _spread(values) -> dict:
@@ -170,9 +161,7 @@ def _write(out: Path, settings: dict, rows: list[dict]):
     settings = {**settings, "seeds": sorted({r["seed"] for r in rows} | set(settings["seeds"])),
                 "cases": list(dict.fromkeys([f"{r['problem']}:{r['depth']}" for r in rows]
                                             + settings["cases"]))}
-    out.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": rows, "variants": summary},
-                                                   indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(settings, summary))
+    runs.write_study(out, {"settings": settings, "runs": rows, "variants": summary}, markdown(settings, summary))
 
 
 @exits_on_bad_input

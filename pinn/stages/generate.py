@@ -6,23 +6,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import qmc
 
-from pinn.problems import PROBLEMS
 from pinn.config import load
-from pinn.trainer import grid_points
+from pinn.points import generate
+from pinn.problems import PROBLEMS
 from pipeline.params import exits_on_bad_input
-
-
-def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
-    problem = PROBLEMS[problem_name]
-    rng = np.random.default_rng(seed)
-    lower, upper = np.array(problem.LOWER), np.array(problem.UPPER)
-    domain = qmc.scale(qmc.LatinHypercube(len(lower), seed=rng).random(n_domain), lower, upper)
-    boundary, values = problem.boundary(n_boundary, lambda m: qmc.LatinHypercube(1, seed=rng).random(m)[:, 0])
-    axes = problem.grid()
-    return {"domain": domain, "boundary": boundary, "boundary_values": values,
-            "axes": axes, "test_points": grid_points(axes), "test_u": problem.reference(axes)}
 
 
 @exits_on_bad_input

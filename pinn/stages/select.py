@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinn.config import load
+from pinn.config import load, parse_case
+from pinn.points import generate
 from pinn.problems import PROBLEMS
-from pinn.stages.ablation import parse_case
-from pinn.stages.generate import generate
 from pinn.trainer import PinnData, derivative_function, pinn_losses, predict, rel_l2, train
+from pipeline import runs
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 from stablegrad.init import SCHEMES
@@ -43,7 +43,7 @@ from stablegrad.init import SCHEMES
 @functools.cache
 def _points(problem: str, n_domain: int, n_boundary: int, seed: int):
     d = generate(problem, n_domain, n_boundary, seed=seed)
-    t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
                     d["test_u"], d["axes"])
 
@@ -96,11 +96,11 @@ def choose(rows: list[dict]) -> dict:
 
 
 def markdown(settings: dict, chosen: dict) -> str:
-    lines = [f"Init and lr per control, chosen by the held-out loss (never the test grid): {settings['steps']} "
+    lines = [(f"Init and lr per control, chosen by the held-out loss (never the test grid): {settings['steps']} "
              f"steps, width {settings['width']}, cases {', '.join(settings['cases'])}, seeds "
              f"{', '.join(map(str, settings['seeds']))}. score = mean over cases of log10(held-out loss, median "
              "over seeds); lower is better. The test-grid rel. L2 (median over cases and seeds) is shown for "
-             "information only.", "",
+             "information only."), "",
              "| control | init | lr | score | test rel. L2 (info) | chosen |", "| --- | --- | --- | --- | --- | --- |"]
     for control, c in chosen.items():
         for t in sorted(c["table"], key=lambda t: t["score"]):
@@ -112,9 +112,7 @@ def markdown(settings: dict, chosen: dict) -> str:
 
 def _write(out: Path, settings: dict, rows: list[dict]) -> None:
     chosen = choose(rows)
-    out.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": rows, "chosen": chosen},
-                                                   indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(settings, chosen))
+    runs.write_study(out, {"settings": settings, "runs": rows, "chosen": chosen}, markdown(settings, chosen))
 
 
 @exits_on_bad_input

@@ -10,7 +10,6 @@ boundary_weight) and per seed <out>/seeds/seed<k>/{metrics.json, grad_scales.jso
 Checkpoints in --ckpt, one per seed. A diverged seed is recorded (rel_l2 null) and the stage still exits 0.
 """
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
