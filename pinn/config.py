@@ -42,7 +42,8 @@ class Ablation:
 class PinnConfig:
     problems: list
     depths: list
-    optimizers: dict        # gradient control -> its options (pipeline/controls.py), e.g. {adamw: {}, agc: {...}}
+    optimizers: dict        # gradient control -> its options (pipeline/controls.py), e.g. {adamw: {}, agc: {...}};
+                            # each may also set its own `lr` and `init` (chosen per control: docs/method.md)
     width: int
     activation: str
     init: str
@@ -70,8 +71,12 @@ class PinnConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def base(self) -> BaseSettings:
-        return BaseSettings(self.lr, tuple(self.betas), self.eps, self.weight_decay)
+    def control(self, name: str) -> tuple[str, BaseSettings, dict]:
+        """(init, base optimizer settings, the control's own options) of the runs of control `name`: its
+        `lr` and `init` where pinn.optimizers.<name> sets them, else the shared pinn.lr and pinn.init."""
+        options = dict(self.optimizers[name])
+        lr, init = options.pop("lr", self.lr), options.pop("init", self.init)
+        return init, BaseSettings(lr, tuple(self.betas), self.eps, self.weight_decay), options
 
     def run_settings(self, control: str) -> dict:
         """What one run reads: the shared settings and its own control's options (not the other controls',
@@ -108,7 +113,9 @@ def _points(key, raw):
 SPEC = {
     "problems": v.list_of(PROBLEM),
     "depths": v.list_of(v.integer(1)),
-    "optimizers": v.mapping_of(v.choice(*CONTROLS), lambda key, name: v.sub(CONTROL_OPTIONS[name])),
+    "optimizers": v.mapping_of(v.choice(*CONTROLS), lambda key, name: v.sub(
+        {**CONTROL_OPTIONS[name], "lr": v.number(0, lo_open=True), "init": v.choice(*SCHEMES)},
+        optional=("lr", "init"))),
     "width": v.integer(1),
     "activation": v.choice(*ACTIVATIONS),
     "init": v.choice(*SCHEMES),

@@ -112,12 +112,12 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     problem = PROBLEMS[problem_name]
     dtype = getattr(torch, cfg.dtype)
     device = data.domain.device
-    options = cfg.optimizers[control]
+    init, base, options = cfg.control(control)
     torch.manual_seed(seed)
-    model = build_model(problem, cfg.width, depth, cfg.activation, cfg.init, data.domain.cpu().float())
+    model = build_model(problem, cfg.width, depth, cfg.activation, init, data.domain.cpu().float())
     model = model.to(device=device, dtype=dtype)
     recorder = GradScaleRecorder(every=cfg.grad_scale_every)
-    opt = make_optimizer(control, model, cfg.base(), options, recorder)
+    opt = make_optimizer(control, model, base, options, recorder)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     capture = None if records_itself(control) else recorder
     observe = opt.observe_output if control == "stablegrad" and options["reference"] == "output" else None

@@ -141,6 +141,6 @@ def mapping_of(key_check: Check, value_check: Callable[[str, str], Check], min_l
     return check
 
 
-def sub(spec: dict[str, Check], cls=None) -> Check:
+def sub(spec: dict[str, Check], cls=None, optional: tuple[str, ...] = ()) -> Check:
     """A check for a nested section."""
-    return lambda key, value: section(key, value, spec, cls)
+    return lambda key, value: section(key, value, spec, cls, optional)

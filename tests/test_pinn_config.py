@@ -96,3 +96,13 @@ def test_yaml_syntax_error_is_one_line(tmp_path, text, where):
                           cwd=ROOT, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ") and where in proc.stderr and "not valid YAML" in proc.stderr
+
+
+def test_a_control_may_set_its_own_lr_and_init():
+    cfg = validate(_with(optimizers={"adamw": {"lr": 3e-3, "init": "glorot"}, "agc": {"clipping": 0.01, "eps": 1e-3}}))
+    init, base, options = cfg.control("adamw")
+    assert (init, base.lr, options) == ("glorot", 3e-3, {})
+    init, base, options = cfg.control("agc")
+    assert (init, base.lr, options) == (cfg.init, cfg.lr, {"clipping": 0.01, "eps": 1e-3})
+    with pytest.raises(ValueError, match=r"`pinn.optimizers.adamw.lr`"):
+        validate(_with(optimizers={"adamw": {"lr": 0}}))

@@ -62,14 +62,15 @@ def variants(cfg):
     for field, values in [("reference", REFERENCES), ("statistic", STATISTICS), ("bias", BIASES)]:
         for v in values:
             if v != base[field]:
-                out.append((f"stablegrad, {field}={v}", "stablegrad", cfg.init, {**base, field: v}))
+                out.append((f"stablegrad, {field}={v}", "stablegrad", base.get("init", cfg.init),
+                            {**base, field: v}))
     return out
 
 
 def grid_variants(cfg, grid: dict):
     """AdamW (for each init in grid, else cfg.init) plus StableGrad over the product of grid's values."""
-    inits = grid.get("init", [cfg.init])
     base = cfg.optimizers["stablegrad"]
+    inits = grid.get("init", [base.get("init", cfg.init)])
     out = []
     for init in inits:
         out.append(("adamw" + (f", init={init}" if "init" in grid else ""), "adamw", init, base))
@@ -225,13 +226,16 @@ def main(argv=None):
                 n += 1
                 if (problem, depth, name, seed) in done:
                     continue
-                c = dataclasses.replace(cfg, steps=steps, init=init, optimizers={"adamw": {}, "stablegrad": opts})
+                # the control's own options (its lr where it sets one), this variant's init
+                own = {**cfg.optimizers.get(opt, {}), **(opts if opt == "stablegrad" else {}), "init": init}
+                c = dataclasses.replace(cfg, steps=steps, optimizers={opt: own})
                 res = train(c, problem, depth, opt, data, seed=seed, progress=False)
                 pred = predict(res.model, data)
                 err = None if res.diverged or not np.isfinite(pred).all() else rel_l2(pred, data.reference)
                 rows.append({"problem": problem, "depth": depth, "variant": name, "seed": seed,
                              "optimizer": opt,
-                             "init": init, **opts, "rel_l2": err,
+                             "init": init, **{k: opts[k] for k in ("reference", "statistic", "bias")},
+                             "rel_l2": err,
                              "final_loss": _finite(res.final_loss), "diverged": res.diverged,
                              "wall_time_s": round(res.wall_time_s, 2)})
                 _write(out, settings, rows)

@@ -59,7 +59,8 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
 def one_run(params: str, problem: str, depth: int, control: str, init: str, lr: float, seed: int) -> dict:
     torch.set_num_threads(1)
     cfg = load(params)
-    cfg = dataclasses.replace(cfg, init=init, lr=lr)
+    own = {c: {k: x for k, x in o.items() if k not in ("lr", "init")} for c, o in cfg.optimizers.items()}
+    cfg = dataclasses.replace(cfg, init=init, lr=lr, optimizers=own)   # the grid's init and lr, for every control
     pts = cfg.points[problem]
     train_data = _points(problem, pts.domain, pts.boundary, 0)
     held_out = _points(problem, pts.domain, pts.boundary, 1)
@@ -133,7 +134,8 @@ def main(argv=None):
     if bad or any(not (lr > 0 and math.isfinite(lr)) for lr in args.lrs) or args.jobs < 1:
         raise BadInput(f"--inits must be among {', '.join(SCHEMES)}, --lrs finite and > 0, --jobs >= 1")
     settings = {"steps": cfg.steps, "width": cfg.width, "cases": args.cases, "inits": args.inits, "lrs": args.lrs,
-                "seeds": args.seeds, "controls": cfg.optimizers, "schedule": cfg.schedule,
+                "seeds": args.seeds,
+                "controls": {c: {k: x for k, x in o.items() if k not in ("lr", "init")} for c, o in cfg.optimizers.items()}, "schedule": cfg.schedule,
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}, "params": args.params}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
