@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/stablegrad_overhead.py
 	$(BIN)/python benchmarks/pinn_vs_deepxde.py
 	$(BIN)/python benchmarks/cnn_step_overhead.py
+	$(BIN)/python benchmarks/time_to_accuracy.py --depth 8
 
 clean:
 	rm -rf $(VENV)
