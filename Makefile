@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install repro test lint bench clean
+.PHONY: install repro test lint bench cpu-study clean
 
 # (Re)create .venv and install the project with its dev + notebook extras.
 # Reruns whenever pyproject.toml or constraints.txt change.
@@ -25,6 +25,10 @@ repro: install
 # The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).
 test: install
 	$(BIN)/python -m pytest -n 2 --nbmake tests notebooks
+
+# The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1.5-2 h on 2 cores; resumes what is done.
+cpu-study: install
+	$(BIN)/python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra --jobs 2
 
 lint: install
 	$(BIN)/ruff check .

@@ -121,12 +121,15 @@ def main() -> None:
     summary = collect(read(args.params), args.pinn_runs, args.cnn_runs)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_tables(args.tables / "table_pinn_errors", *pinn_rows(summary, summary["settings"]["pinn"]["optimizers"]),
-                 "PINN relative L2 error on the test grid, matched depth, per gradient control: median "
-                 "[min–max] over the seeds of pinn.seeds.")
-    write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, summary["settings"]["cnn"]["variants"]),
-                 "Test accuracy with BatchNorm and without it, per gradient control: median [min–max] over "
-                 "the seeds of cnn.seeds.")
+    if summary["settings"]["pinn"]["problems"]:   # a params file without a section gets no table for it
+        write_tables(args.tables / "table_pinn_errors",
+                     *pinn_rows(summary, summary["settings"]["pinn"]["optimizers"]),
+                     "PINN relative L2 error on the test grid, matched depth, per gradient control: median "
+                     "[min–max] over the seeds of pinn.seeds.")
+    if summary["settings"]["cnn"]["archs"]:
+        write_tables(args.tables / "table_cnn_accuracy", *cnn_rows(summary, summary["settings"]["cnn"]["variants"]),
+                     "Test accuracy with BatchNorm and without it, per gradient control: median [min–max] over "
+                     "the seeds of cnn.seeds.")
     n_pinn = sum(len(o) for d in summary["pinn"].values() for o in d.values())
     n_cnn = sum(len(v) for v in summary["cnn"].values())
     print(f"aggregated {n_pinn} PINN runs and {n_cnn} CNN runs into {args.summary}")
