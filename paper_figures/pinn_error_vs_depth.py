@@ -4,7 +4,7 @@
 
 The problems, depths and controls are those of data/summary.json `settings.pinn`; a run missing from the
 summary is left out. Each point is the median over seeds with a [min, max] bar; a run whose every seed
-diverged is an x above the panel's largest error.
+diverged is an x above the panel's largest error. A control run at some depths only is drawn dotted.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def plot(summary: dict):
                 y = [m["rel_l2"] for _, m in ok]
                 lo = [m["rel_l2"] - (m.get("rel_l2_min") or m["rel_l2"]) for _, m in ok]
                 hi = [(m.get("rel_l2_max") or m["rel_l2"]) - m["rel_l2"] for _, m in ok]
-                ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", ms=4, capsize=2, color=color(o), label=label(o))
+                some = len(pts) < len(depths)   # a control run at some depths only: dotted, not a trend
+                ax.errorbar(x, y, yerr=[lo, hi], fmt="o:" if some else "o-", ms=4, capsize=2, color=color(o),
+                            label=label(o) + (f" (depths {', '.join(map(str, x))})" if some else ""))
             bad = [d for d, m in pts if m.get("rel_l2") is None]
             if bad:
                 ax.plot(bad, [top * 1.5] * len(bad), "x", ms=9, mew=2, color=color(o),

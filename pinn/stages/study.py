@@ -10,7 +10,8 @@
     <out>/runs/<problem>-<depth>-<control>/   the run layout of pipeline/runs.py (+ run_keys.json)
     <out>/summary.json               the key format of data/summary.json
     <out>/tables/, <out>/figures/    table_pinn_errors.{md,tex,csv}; pinn_error_vs_depth, pinn_training_curves
-    <out>/study.json                 what ran: the command's settings, per run its wall time or "kept"
+    <out>/study.json                 the command's settings; per run "trained" (now) or "kept", and its
+                                     training seconds summed over seeds (from its metrics.json)
 
 Resuming: a run whose run_keys.json holds the run keys of its seeds as they are now (settings, training points
 and source files: pinn/trainer.py `run_key`) is kept, even without checkpoints (a fresh clone); any other run
@@ -23,7 +24,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -69,6 +69,11 @@ def _python(module: str, *args, log: Path | None = None) -> None:
             raise RuntimeError(f"{' '.join(cmd)} failed; see {log}")
 
 
+def _wall(run: Path) -> float | None:
+    m = runs.read_metrics(run)
+    return None if m is None else m.get("wall_time_s")
+
+
 @exits_on_bad_input
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,21 +104,20 @@ def main(argv=None):
     print(f"{len(record)} runs kept, {len(todo)} to train ({args.jobs} at once; logs in {out / 'logs'})", flush=True)
 
     def train(name, p, d, c, keys):
-        t0 = time.perf_counter()
         run = out / "runs" / name
         _python("pinn.stages.train", "--problem", p, "--depth", d, "--optimizer", c, "--params", params,
                 "--data", out / "pinn" / p, "--out", run, "--ckpt", out / "checkpoints" / name,
                 log=out / "logs" / f"{name}.log")
         (run / KEYS_FILE).write_text(json.dumps(keys, indent=1) + "\n")
-        return name, time.perf_counter() - t0
+        return name
 
     failed = []
     with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(todo), desc="cpu study", unit="run") as bar:
         futures = {pool.submit(train, *job): job[0] for job in todo}
         for fut in as_completed(futures):
             try:
-                name, wall = fut.result()
-                record[name] = round(wall, 1)
+                name = fut.result()
+                record[name] = "trained"
                 m = runs.read_metrics(out / "runs" / name)
                 bar.set_postfix_str(f"{name}: rel_l2 {m.get('rel_l2')}")
             except RuntimeError as err:
@@ -121,7 +125,8 @@ def main(argv=None):
                 tqdm.write(f"error: {err}")
             bar.update()
     runs.write_json(out / "study.json", {"params": args.params, "ends_only": args.ends_only, "jobs": args.jobs,
-                                         "runs": {n: record[n] for n in sorted(record)}})
+                                         "runs": {n: {"status": record[n], "wall_time_s": _wall(out / "runs" / n)}
+                                                  for n in sorted(record)}})
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
     _python("pipeline.aggregate", "--params", params, "--pinn-runs", out / "runs", "--summary",
