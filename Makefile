@@ -26,9 +26,12 @@ repro: install
 test: install
 	$(BIN)/python -m pytest -n 2 --nbmake tests notebooks
 
-# The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1.5-2 h on 2 cores; resumes what is done.
+# The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1.5-2 h on 2 cores, then its L-BFGS
+# finish (data/cpu_study/lbfgs/, ~45 min); both resume what is done.
 cpu-study: install
 	$(BIN)/python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra --jobs 2
+	$(BIN)/python -m pinn.stages.finish --params params_cpu_study.yaml --study data/cpu_study \
+		--controls adamw stablegrad agc --iters 2500 --jobs 2
 
 lint: install
 	$(BIN)/ruff check .

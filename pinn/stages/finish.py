@@ -1,0 +1,174 @@
+"""The converged study's L-BFGS finish: every (problem, depth, control, seed) run of a study continued with
+L-BFGS (pinn/finish.py) from the weights its Adam-family run ended with; the accuracy a user can reach,
+reported apart from the optimizer comparison.
+
+    python -m pinn.stages.finish --params params_cpu_study.yaml --study data/cpu_study \
+        --controls adamw stablegrad agc --iters 2500 --jobs 2     (the second half of `make cpu-study`)
+
+Needs the study's points (pinn.stages.study first). A run's end weights come from the study's checkpoint
+when it matches the run (pinn.trainer.run_key); otherwise (a fresh clone) the run is trained again, through
+the same pinn.trainer.train, first. Writes <study>/lbfgs/: seeds/<run>/seed<k>.json (kept on a rerun when its
+key matches: run key, iterations and pinn/finish.py), summary.json (the key format of data/summary.json:
+rel_l2 = median after L-BFGS, rel_l2_start_* = where the run ended), table.md; and
+<study>/figures/pinn_error_vs_depth_lbfgs.{png,pdf} and pinn_lbfgs_curves_depth<D>.{png,pdf} (loss and
+error per iteration at the shallowest and the deepest depth).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from paper_figures.pinn_error_vs_depth import main as error_vs_depth_figure
+from paper_figures.pinn_lbfgs_curves import main as curves_figure
+from pinn.config import load
+from pinn.finish import HISTORY_SIZE, lbfgs_finish
+from pinn.problems import PROBLEMS
+from pinn.stages.study import plan
+from pinn.trainer import derivative_function, load_data, resolve_device, run_key, train
+from pipeline import runs
+from pipeline.names import run_name
+from pipeline.params import exits_on_bad_input
+from pipeline.validate import BadInput
+
+CHUNK = 100
+SUMMARIZED = ("rel_l2", "rel_l2_start", "loss", "loss_start", "iters_done")
+
+
+def finish_key(cfg, problem, depth, control, seed, data, iters) -> str:
+    return runs.run_key({"run": run_key(cfg, problem, depth, control, seed, data), "iters": iters,
+                         "chunk": CHUNK, "history": HISTORY_SIZE}, sources=runs.source_files(("pinn/finish.py",)))
+
+
+def finish_run(params: str, study: str, problem: str, depth: int, control: str, seeds: list[int],
+               iters: int) -> list[dict]:
+    """The given seeds of one run: each seed's end weights (the checkpoint, or trained again), then L-BFGS.
+    Writes and returns each seed's record."""
+    cfg = load(params)
+    torch.set_num_threads(cfg.threads)
+    study = Path(study)
+    data = load_data(study / "pinn" / problem, getattr(torch, cfg.dtype), resolve_device(cfg.device))
+    name = run_name(problem, depth, control)
+    records = []
+    for seed in seeds:
+        res = train(cfg, problem, depth, control, data, seed,
+                    checkpoint=runs.checkpoint_path(study / "checkpoints" / name, seed), progress=False)
+        record = {"seed": seed, "problem": problem, "depth": depth, "optimizer": control, "iters": iters,
+                  "key": finish_key(cfg, problem, depth, control, seed, data, iters), "diverged": res.diverged}
+        if res.diverged:
+            record.update(rel_l2=None, rel_l2_start=None, loss=None, loss_start=None, stopped="run diverged",
+                          wall_time_s=0.0, curve=[])
+        else:
+            out = lbfgs_finish(res.model, PROBLEMS[problem], data, derivative_function(cfg.compile, res.gemm),
+                               res.boundary_weight, iters, CHUNK)
+            record.update(rel_l2=out.rel_l2, rel_l2_start=out.rel_l2_start, loss=out.loss,
+                          loss_start=out.loss_start, evals=out.evals, stopped=out.stopped,
+                          wall_time_s=round(out.wall_time_s, 2), curve=out.curve,
+                          boundary_weight=res.boundary_weight)
+        runs.write_json(study / "lbfgs" / "seeds" / name / f"seed{seed}.json", record)
+        records.append(record)
+    return records
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _fmt(m: dict, key: str) -> str:
+    if m[key] is None:
+        return "diverged"
+    return f"{m[key]:.3g} [{m[key + '_min']:.3g}-{m[key + '_max']:.3g}]"
+
+
+def table(summary: dict) -> str:
+    lines = ["| problem | depth | control | rel. L2 at the run's end | after L-BFGS |", "|---|---|---|---|---|"]
+    for p, by_depth in summary["pinn"].items():
+        for d, by_control in sorted(by_depth.items(), key=lambda kv: int(kv[0])):
+            for c, m in by_control.items():
+                lines.append(f"| {p} | {d} | {c} | {_fmt(m, 'rel_l2_start')} | {_fmt(m, 'rel_l2')} |")
+    return "\n".join(lines) + "\n"
+
+
+@exits_on_bad_input
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", required=True, help="the study's params file (params_cpu_study.yaml)")
+    ap.add_argument("--study", required=True, type=Path, help="the study's folder (data/cpu_study)")
+    ap.add_argument("--controls", nargs="+", default=None, help="keys of pinn.optimizers (default: all)")
+    ap.add_argument("--iters", type=int, default=2500, help="L-BFGS iterations per run")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (each with pinn.threads threads)")
+    args = ap.parse_args(argv)
+    cfg = load(args.params)
+    controls = args.controls or list(cfg.optimizers)
+    unknown = [c for c in controls if c not in cfg.optimizers]
+    if unknown:
+        raise BadInput(f"--controls {' '.join(unknown)}: not a key of pinn.optimizers ({', '.join(cfg.optimizers)})")
+    if args.iters < 1:
+        raise BadInput(f"--iters must be >= 1, got {args.iters}")
+    if args.jobs < 1:
+        raise BadInput(f"--jobs must be >= 1, got {args.jobs}")
+    study = args.study.resolve()
+    missing = [p for p in cfg.problems if not (study / "pinn" / p).is_dir()]
+    if missing or not (study / "study.json").is_file():
+        raise BadInput(f"--study {args.study}: no finished study there (missing "
+                       f"{', '.join(missing) or 'study.json'}); run the study first (make cpu-study)")
+    ends_only = json.loads((study / "study.json").read_text())["ends_only"]
+    todo = [(p, d, c) for p, d, c in plan(cfg, ends_only) if c in controls]
+    data = {p: load_data(study / "pinn" / p) for p in cfg.problems}
+
+    records, jobs = {}, []
+    for p, d, c in todo:
+        left = []
+        for s in cfg.seeds:
+            f = study / "lbfgs" / "seeds" / run_name(p, d, c) / f"seed{s}.json"
+            old = json.loads(f.read_text()) if f.is_file() else None
+            if old is not None and old["key"] == finish_key(cfg, p, d, c, s, data[p], args.iters):
+                records[p, d, c, s] = old
+            else:
+                left.append(s)
+        if left:
+            jobs.append((p, d, c, left))
+    print(f"{len(records)} seeds kept, {sum(len(j[3]) for j in jobs)} to finish with L-BFGS "
+          f"({args.jobs} runs at once)", flush=True)
+    spawn = multiprocessing.get_context("spawn")   # fresh interpreters: one torch thread pool each
+    with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool, tqdm(total=len(jobs), desc="l-bfgs",
+                                                                         unit="run") as bar:
+        futures = {pool.submit(finish_run, str(Path(args.params).resolve()), str(study), *job, args.iters): job
+                   for job in jobs}
+        for fut in as_completed(futures):
+            p, d, c, _ = futures[fut]
+            for r in fut.result():
+                records[p, d, c, r["seed"]] = r
+            bar.set_postfix_str(f"{run_name(p, d, c)}: " + ", ".join(
+                f"{_num(r['rel_l2_start'])}->{_num(r['rel_l2'])}" for r in fut.result()))
+            bar.update()
+
+    summary = {"settings": {"pinn": {"problems": cfg.problems, "depths": cfg.depths, "optimizers": controls},
+                            "lbfgs": {"iters": args.iters, "chunk": CHUNK, "history_size": HISTORY_SIZE,
+                                      "line_search": "strong_wolfe", "params": args.params}},
+               "pinn": {}}
+    for p, d, c in sorted(todo, key=lambda r: (cfg.problems.index(r[0]), r[1], controls.index(r[2]))):
+        per_seed = [{k: v for k, v in records[p, d, c, s].items() if k not in ("curve", "key")} for s in cfg.seeds]
+        for m in per_seed:
+            curve = records[p, d, c, m["seed"]]["curve"]
+            m["iters_done"] = curve[-1][0] if curve else 0
+        m = runs.summarize_seeds(per_seed, SUMMARIZED)
+        m["stopped_seeds"] = [r["stopped"] for r in per_seed]
+        summary["pinn"].setdefault(p, {}).setdefault(str(d), {})[c] = m
+    runs.write_json(study / "lbfgs" / "summary.json", summary)
+    (study / "lbfgs" / "table.md").write_text(table(summary))
+    error_vs_depth_figure(["--summary", str(study / "lbfgs" / "summary.json"),
+                           "--out", str(study / "figures" / "pinn_error_vs_depth_lbfgs")])
+    for d in sorted({min(cfg.depths), max(cfg.depths)}):
+        curves_figure(["--summary", str(study / "lbfgs" / "summary.json"), "--seeds", str(study / "lbfgs" / "seeds"),
+                       "--depth", str(d), "--out", str(study / "figures" / f"pinn_lbfgs_curves_depth{d}")])
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
