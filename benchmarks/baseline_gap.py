@@ -6,7 +6,9 @@ train, the converged study's settings) against the same trainer with one DeepXDE
 - `halton`: the study's settings on a low-discrepancy point set (scrambled Halton; DeepXDE's default is the
   Hammersley set, of the same family), and `halton+adam-1e-3`: with DeepXDE's optimizer setting too;
 - `halton+adam-1e-3+boundary-residual`: and, as DeepXDE's PDE data does, the boundary / initial points in the
-  residual set too (DeepXDE's setup but for its exact point set).
+  residual set too (DeepXDE's setup but for its exact point set);
+- `eager`, `adam-1e-3+eager`: the eager derivative pass (exact `torch.tanh`) in place of the compiled one
+  (whose tanh is a rational approximation), for Adam and for the L-BFGS finish.
 
 Every variant is run on the same seeds, then (with --lbfgs N) continued by the L-BFGS finish of pinn/finish.py;
 the test-grid error is printed for the comparison with DeepXDE only (nothing here is chosen by it). With
@@ -38,7 +40,8 @@ from pinn.problems import PROBLEMS
 from pinn.trainer import PinnData, derivative_function, predict, rel_l2, train
 from pipeline.runs import write_json
 
-VARIANTS = ("study", "adam-1e-3", "halton", "halton+adam-1e-3", "halton+adam-1e-3+boundary-residual")
+VARIANTS = ("study", "adam-1e-3", "halton", "halton+adam-1e-3", "halton+adam-1e-3+boundary-residual", "eager",
+            "adam-1e-3+eager")
 
 
 def halton_points(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
@@ -65,6 +68,8 @@ def one(params: str, variant: str, problem: str, depth: int, seed: int, lbfgs: i
     cfg = load(params)
     if "adam-1e-3" in variant:
         cfg = dataclasses.replace(cfg, lr=1e-3, schedule="constant")
+    if "eager" in variant:
+        cfg = dataclasses.replace(cfg, compile=False)
     pts = cfg.points[problem]
     data = variant_data(variant, problem, pts.domain, pts.boundary)
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)

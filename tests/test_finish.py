@@ -121,6 +121,7 @@ def test_the_committed_finish_is_complete_and_starts_from_the_committed_study():
     for p, d, c in planned:
         m = ours["pinn"][p][str(d)][c]
         assert len(m["rel_l2_seeds"]) == len(cfg.seeds) == 3, (p, d, c)
-        assert m["rel_l2_start_seeds"] == pytest.approx(theirs[p][str(d)][c]["rel_l2_seeds"], rel=1e-5)
+        for start, end in zip(m["rel_l2_start_seeds"], theirs[p][str(d)][c]["rel_l2_seeds"], strict=True):
+            assert start == end is None or start == pytest.approx(end, rel=1e-5), (p, d, c)   # None: diverged
         finite = [e for e in m["rel_l2_seeds"] if e is not None]
         assert m["rel_l2"] == (statistics.median(finite) if finite else None)
