@@ -8,7 +8,10 @@ train, the converged study's settings) against the same trainer with one DeepXDE
 - `halton+adam-1e-3+boundary-residual`: and, as DeepXDE's PDE data does, the boundary / initial points in the
   residual set too (DeepXDE's setup but for its exact point set);
 - `eager`, `adam-1e-3+eager`: the eager derivative pass (exact `torch.tanh`) in place of the compiled one
-  (whose tanh is a rational approximation), for Adam and for the L-BFGS finish.
+  (whose tanh is a rational approximation), for Adam and for the L-BFGS finish;
+- `boundary-weight-2`, `adam-1e-3+boundary-weight-2`: boundary weight 2, which is DeepXDE's weighting here:
+  it sums the boundary and the initial condition as two means over 100 points each, twice our one mean over
+  the 200.
 
 Every variant is run on the same seeds, then (with --lbfgs N) continued by the L-BFGS finish of pinn/finish.py;
 the test-grid error is printed for the comparison with DeepXDE only (nothing here is chosen by it). With
@@ -41,7 +44,7 @@ from pinn.trainer import PinnData, derivative_function, predict, rel_l2, train
 from pipeline.runs import write_json
 
 VARIANTS = ("study", "adam-1e-3", "halton", "halton+adam-1e-3", "halton+adam-1e-3+boundary-residual", "eager",
-            "adam-1e-3+eager")
+            "adam-1e-3+eager", "boundary-weight-2", "adam-1e-3+boundary-weight-2")
 
 
 def halton_points(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -> dict:
@@ -70,6 +73,8 @@ def one(params: str, variant: str, problem: str, depth: int, seed: int, lbfgs: i
         cfg = dataclasses.replace(cfg, lr=1e-3, schedule="constant")
     if "eager" in variant:
         cfg = dataclasses.replace(cfg, compile=False)
+    if "boundary-weight-2" in variant:
+        cfg = dataclasses.replace(cfg, boundary_weight=2.0)
     pts = cfg.points[problem]
     data = variant_data(variant, problem, pts.domain, pts.boundary)
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
