@@ -9,9 +9,11 @@ train, the converged study's settings) against the same trainer with one DeepXDE
   residual set too (DeepXDE's setup but for its exact point set);
 - `eager`, `adam-1e-3+eager`: the eager derivative pass (exact `torch.tanh`) in place of the compiled one
   (whose tanh is a rational approximation), for Adam and for the L-BFGS finish;
-- `boundary-weight-2`, `adam-1e-3+boundary-weight-2`: boundary weight 2, which is DeepXDE's weighting here:
-  it sums the boundary and the initial condition as two means over 100 points each, twice our one mean over
-  the 200.
+- `boundary-weight-2`, `adam-1e-3+boundary-weight-2`: boundary weight 2, which was DeepXDE's weighting here
+  while our Burgers loss took one mean over all 200 boundary + initial points; DeepXDE sums the boundary and
+  the initial condition as two means over 100 points each. The trainer's loss now does the same (each
+  problem's `boundary_loss`), so today these variants weight DeepXDE's sum twice; the committed
+  data/cpu_study/baseline_gap*.json were measured with the single mean (commit 4e4e4fd).
 
 Every variant is run on the same seeds, then (with --lbfgs N) continued by the L-BFGS finish of pinn/finish.py;
 the test-grid error is printed for the comparison with DeepXDE only (nothing here is chosen by it). With

@@ -61,7 +61,8 @@ def ours(data, width, depth, control):
     def step():
         opt.zero_grad(set_to_none=True)
         u, du, d2u = derivs(model, x_all, burgers.SECOND, n)
-        loss = burgers.residual(x_all[:n], u[:n], du, d2u).square().mean() + (u[n:] - g).square().mean()
+        loss = (burgers.residual(x_all[:n], u[:n], du, d2u).square().mean()
+                + burgers.boundary_loss(x_all[n:], (u[n:] - g).square()))   # the trainer's loss
         if control == "stablegrad":
             opt.observe_output(u)
         loss.backward()

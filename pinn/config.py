@@ -20,6 +20,7 @@ from stablegrad.init import SCHEMES
 
 ACTIVATIONS = ("tanh", "sin")
 SCHEDULES = ("constant", "cosine")
+PER_CONTROL = ("lr", "init", "schedule")   # shared settings a control may set for its own runs
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 GEMMS = ("auto", "aten", "onednn")
@@ -43,7 +44,8 @@ class PinnConfig:
     problems: list
     depths: list
     optimizers: dict        # gradient control -> its options (pipeline/controls.py), e.g. {adamw: {}, agc: {...}};
-                            # each may also set its own `lr` and `init` (chosen per control: docs/method.md)
+                            # each may also set its own `lr`, `init` and `schedule` (chosen per control:
+                            # docs/method.md)
     width: int
     activation: str
     init: str
@@ -74,9 +76,13 @@ class PinnConfig:
     def control(self, name: str) -> tuple[str, BaseSettings, dict]:
         """(init, base optimizer settings, the control's own options) of the runs of control `name`: its
         `lr` and `init` where pinn.optimizers.<name> sets them, else the shared pinn.lr and pinn.init."""
-        options = dict(self.optimizers[name])
-        lr, init = options.pop("lr", self.lr), options.pop("init", self.init)
+        options = {k: x for k, x in self.optimizers[name].items() if k not in PER_CONTROL}
+        lr, init = self.optimizers[name].get("lr", self.lr), self.optimizers[name].get("init", self.init)
         return init, BaseSettings(lr, tuple(self.betas), self.eps, self.weight_decay), options
+
+    def schedule_of(self, name: str) -> str:
+        """The lr schedule of control `name`'s runs: its own `schedule` if set, else pinn.schedule."""
+        return self.optimizers[name].get("schedule", self.schedule)
 
     def run_settings(self, control: str) -> dict:
         """What one run reads: the shared settings and its own control's options (not the other controls',
@@ -114,8 +120,8 @@ SPEC = {
     "problems": v.list_of(PROBLEM),
     "depths": v.list_of(v.integer(1)),
     "optimizers": v.mapping_of(v.choice(*CONTROLS), lambda key, name: v.sub(
-        {**CONTROL_OPTIONS[name], "lr": v.number(0, lo_open=True), "init": v.choice(*SCHEMES)},
-        optional=("lr", "init"))),
+        {**CONTROL_OPTIONS[name], "lr": v.number(0, lo_open=True), "init": v.choice(*SCHEMES),
+         "schedule": v.choice(*SCHEDULES)}, optional=PER_CONTROL)),
     "width": v.integer(1),
     "activation": v.choice(*ACTIVATIONS),
     "init": v.choice(*SCHEMES),

@@ -70,8 +70,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_lambda(cfg: PinnConfig):
-    if cfg.schedule == "constant":
+def lr_lambda(cfg: PinnConfig, schedule: str):
+    if schedule == "constant":
         return lambda step: 1.0
     f = cfg.final_lr_factor
     return lambda step: f + (1 - f) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
@@ -86,13 +86,14 @@ def run_key(cfg: PinnConfig, problem: str, depth: int, control: str, seed: int, 
 
 
 def pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs=value_and_derivatives):
-    """(residual loss, boundary loss, u): mean(residual^2) on the domain points and mean((u - g)^2) on the
-    boundary points, with one derivative pass over all points (domain first, then boundary; derivatives on
-    the domain points only); u is the network output on all of them. The training loss is
-    residual + boundary_weight * boundary."""
+    """(residual loss, boundary loss, u): mean(residual^2) on the domain points and the problem's
+    boundary_loss of (u - g)^2 on the boundary points (one mean per condition, as DeepXDE), with one
+    derivative pass over all points (domain first, then boundary; derivatives on the domain points only);
+    u is the network output on all of them. The training loss is residual + boundary_weight * boundary."""
     u, du, d2u = derivs(model, x_all, problem.SECOND, n_domain)
     res = problem.residual(x_all[:n_domain], u[:n_domain], du, d2u)
-    return res.square().mean(), (u[n_domain:] - boundary_values).square().mean(), u
+    squared_error = (u[n_domain:] - boundary_values).square()
+    return res.square().mean(), problem.boundary_loss(x_all[n_domain:], squared_error), u
 
 
 def derivative_function(compile: bool, gemm: str):
@@ -118,7 +119,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     model = model.to(device=device, dtype=dtype)
     recorder = GradScaleRecorder(every=cfg.grad_scale_every)
     opt = make_optimizer(control, model, base, options, recorder)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, cfg.schedule_of(control)))
     capture = None if records_itself(control) else recorder
     observe = opt.observe_output if control == "stablegrad" and options["reference"] == "output" else None
     annealing = (LossWeightAnnealing(options["alpha"], options["every"], initial=cfg.boundary_weight)

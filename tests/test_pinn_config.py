@@ -106,3 +106,16 @@ def test_a_control_may_set_its_own_lr_and_init():
     assert (init, base.lr, options) == (cfg.init, cfg.lr, {"clipping": 0.01, "eps": 1e-3})
     with pytest.raises(ValueError, match=r"`pinn.optimizers.adamw.lr`"):
         validate(_with(optimizers={"adamw": {"lr": 0}}))
+
+
+def test_a_control_may_set_its_own_schedule_and_its_runs_follow_it():
+    from pinn.trainer import lr_lambda
+    cfg = validate(_with(schedule="constant", optimizers={"adamw": {}, "stablegrad": {
+        "reference": "output", "statistic": "rms", "bias": "shared", "schedule": "cosine"}}))
+    assert (cfg.schedule_of("adamw"), cfg.schedule_of("stablegrad")) == ("constant", "cosine")
+    assert "schedule" not in cfg.control("stablegrad")[2]          # not passed to the optimizer as an option
+    end = cfg.steps
+    assert lr_lambda(cfg, cfg.schedule_of("adamw"))(end) == 1.0
+    assert lr_lambda(cfg, cfg.schedule_of("stablegrad"))(end) == pytest.approx(cfg.final_lr_factor)
+    with pytest.raises(ValueError, match=r"`pinn.optimizers.adamw.schedule`.*constant \| cosine"):
+        validate(_with(optimizers={"adamw": {"schedule": "linear"}}))

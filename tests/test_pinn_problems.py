@@ -67,3 +67,25 @@ def test_burgers_boundary_points():
 def test_burgers_exact_torch_is_a_value_error_naming_the_alternatives():
     with pytest.raises(ValueError, match=r"poisson and helmholtz.*burgers\.exact\(x, t\).*reference\(axes\)"):
         burgers.exact_torch(torch.zeros(3, 2))
+
+
+def test_boundary_loss_is_one_mean_per_condition_as_deepxde():
+    """Burgers: the initial condition's mean plus the boundary condition's, whatever their counts (DeepXDE's
+    sum over its IC and DirichletBC terms); Poisson and Helmholtz have one condition: the plain mean."""
+    pts, _ = burgers.boundary(100, np.random.default_rng(0).random)
+    pts = np.concatenate([pts, pts[pts[:, 1] == 0][:10]])            # 60 initial, 50 side points
+    x = torch.tensor(pts, dtype=torch.float32)
+    err = torch.rand(len(x), generator=torch.Generator().manual_seed(0))
+    initial = pts[:, 1] == 0
+    expected = err[initial].mean() + err[~initial].mean()
+    torch.testing.assert_close(burgers.boundary_loss(x, err), expected)
+    assert not torch.isclose(burgers.boundary_loss(x, err), 2 * err.mean())   # unequal counts: not the pooled mean
+    for name in ("poisson", "helmholtz"):
+        torch.testing.assert_close(PROBLEMS[name].boundary_loss(x, err), err.mean())
+    # the loss the trainer takes (pinn_losses) uses it
+    from pinn.trainer import pinn_losses
+    model = torch.nn.Linear(2, 1)
+    g = torch.zeros(len(x))
+    no_domain = lambda m, xx, second, n: (m(xx)[:, 0], torch.zeros(0, 2), {0: torch.zeros(0)})
+    _, loss_b, u = pinn_losses(model, burgers, x, 0, g, derivs=no_domain)
+    torch.testing.assert_close(loss_b, burgers.boundary_loss(x, u.square()))

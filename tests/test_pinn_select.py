@@ -52,3 +52,18 @@ def test_an_option_grid_reaches_the_runs(tmp_path, params_file):
 def test_bad_options_are_one_line_errors(pinn_cfg, text, message):
     with pytest.raises(BadInput, match=message):
         parse_option(text, pinn_cfg())
+
+
+def test_a_schedule_grid_reaches_the_runs_and_a_bad_schedule_is_refused(tmp_path, params_file):
+    params = params_file(pinn={"steps": 6, "log_every": 1, "final_lr_factor": 0.01})
+    out = tmp_path / "sel"
+    main(["--params", str(params), "--out", str(out), "--cases", "poisson:1", "--controls", "adamw", "--inits",
+          "glorot", "--lrs", "3e-2", "--schedules", "constant", "cosine", "--jobs", "1"])
+    result = json.loads(out.with_suffix(".json").read_text())
+    held = {r["schedule"]: r["heldout_loss"] for r in result["runs"]}
+    assert set(held) == {"constant", "cosine"} and held["constant"] != held["cosine"]   # the schedule trained
+    assert result["chosen"]["adamw"]["schedule"] == min(held, key=held.get)
+    assert "| cosine |" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        main(["--params", str(params), "--out", str(out), "--cases", "poisson:1", "--schedules", "linear"])
+    assert stop.value.code == 2

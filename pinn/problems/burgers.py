@@ -34,6 +34,15 @@ def boundary(n: int, sampler) -> tuple[np.ndarray, np.ndarray]:
     return pts, vals
 
 
+def boundary_loss(x, squared_error):
+    """DeepXDE's convention, one mean per condition: the initial condition's (points on t = 0) plus the
+    boundary condition's (points on x = -1, 1). With equal counts (`boundary`'s half and half) this is twice
+    the mean over all points."""
+    initial = (x[:, 1] == LOWER[1]).to(squared_error.dtype)
+    side = 1.0 - initial
+    return (squared_error * initial).sum() / initial.sum() + (squared_error * side).sum() / side.sum()
+
+
 def _quadrature(x, t, n_quad=N_QUAD):
     """Return y_k = x - s z_k, the weights w_k F(y_k) (stabilised), broadcast over x, t."""
     z, w = np.polynomial.hermite.hermgauss(n_quad)

@@ -25,6 +25,11 @@ def boundary(n: int, sampler) -> tuple[np.ndarray, np.ndarray]:
     return square_edges(n, sampler, LOWER, UPPER), np.zeros(4 * (n // 4))
 
 
+def boundary_loss(x, squared_error):
+    """One Dirichlet condition on the whole boundary: the mean squared error over its points."""
+    return squared_error.mean()
+
+
 def square_edges(n, sampler, lower, upper):
     m = n // 4
     s = sampler(4 * m).reshape(4, m)

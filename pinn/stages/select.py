@@ -12,8 +12,9 @@ HELD-OUT points (fresh collocation and boundary points of the same counts, seed 
 weight x boundary error): the choice never reads the test grid. The test-grid error is recorded beside it,
 for information only.
 
-`--option CONTROL.KEY=V1,V2,..` adds one of a control's options to its grid (e.g. AGC's clipping lambda).
-Choice per control: the (init, lr, option) with the lowest mean over cases of log10(held-out loss, median over
+`--option CONTROL.KEY=V1,V2,..` adds one of a control's options to its grid (e.g. AGC's clipping lambda);
+`--schedules constant cosine` adds the lr schedule to the grid (default: params' pinn.schedule only).
+Choice per control: the (init, lr, schedule, option) with the lowest mean over cases of log10(held-out loss, median over
 seeds). Writes <out>.json (settings, one row per run, the scores and the choice) and <out>.md; rows are
 written after every run, and `--resume` keeps those of an existing <out>.json made with the same settings.
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinn.config import load, parse_case
+from pinn.config import PER_CONTROL, SCHEDULES, load, parse_case
 from pinn.points import generate
 from pinn.problems import PROBLEMS
 from pinn.trainer import PinnData, derivative_function, pinn_losses, predict, rel_l2, train
@@ -60,20 +61,21 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
 
 
 def one_run(params: str, problem: str, depth: int, control: str, init: str, lr: float, seed: int,
-            option: dict | None = None) -> dict:
+            option: dict | None = None, schedule: str | None = None) -> dict:
     torch.set_num_threads(1)
     cfg = load(params)
-    own = {c: {k: x for k, x in o.items() if k not in ("lr", "init")} for c, o in cfg.optimizers.items()}
+    own = {c: {k: x for k, x in o.items() if k not in PER_CONTROL} for c, o in cfg.optimizers.items()}
     own[control].update(option or {})
-    cfg = dataclasses.replace(cfg, init=init, lr=lr, optimizers=own)   # the grid's init and lr, for every control
+    schedule = schedule or cfg.schedule
+    cfg = dataclasses.replace(cfg, init=init, lr=lr, schedule=schedule, optimizers=own)   # the grid's, for every control
     pts = cfg.points[problem]
     train_data = _points(problem, pts.domain, pts.boundary, 0)
     held_out = _points(problem, pts.domain, pts.boundary, 1)
     res = train(cfg, problem, depth, control, train_data, seed=seed, progress=False)
     pred = predict(res.model, train_data)
     ok = not res.diverged and np.isfinite(pred).all()
-    return {"problem": problem, "depth": depth, "control": control, "init": init, "lr": lr, "seed": seed,
-            "option": option or {},
+    return {"problem": problem, "depth": depth, "control": control, "init": init, "lr": lr, "schedule": schedule,
+            "seed": seed, "option": option or {},
             "heldout_loss": heldout_loss(cfg, res.model, problem, held_out) if ok else None,
             "final_loss": res.final_loss if math.isfinite(res.final_loss) else None,
             "rel_l2": rel_l2(pred, train_data.reference) if ok else None, "diverged": res.diverged,
@@ -81,27 +83,28 @@ def one_run(params: str, problem: str, depth: int, control: str, init: str, lr: 
 
 
 def choose(rows: list[dict]) -> dict:
-    """{control: {"init", "lr", "option", "score", "table": [{init, lr, option, score, rel_l2_median}]}}: score
-    = mean over cases of log10(median over seeds of the held-out loss); a diverged or missing case scores
-    +inf."""
-    key = lambda r: (r["init"], r["lr"], json.dumps(r.get("option", {}), sort_keys=True))
+    """{control: {"init", "lr", "schedule", "option", "score", "table": [{init, lr, schedule, option, score,
+    rel_l2_median}]}}: score = mean over cases of log10(median over seeds of the held-out loss); a diverged or
+    missing case scores +inf. (Rows without a schedule, from before it was in the grid: schedule None.)"""
+    key = lambda r: (r["init"], r["lr"], r.get("schedule"), json.dumps(r.get("option", {}), sort_keys=True))
     cases = sorted({(r["problem"], r["depth"]) for r in rows})
     out = {}
     for control in dict.fromkeys(r["control"] for r in rows):
         table = []
-        for init, lr, option in dict.fromkeys(key(r) for r in rows if r["control"] == control):
+        for init, lr, schedule, option in dict.fromkeys(key(r) for r in rows if r["control"] == control):
             logs, errs = [], []
             for case in cases:
                 rs = [r for r in rows if (r["problem"], r["depth"]) == case and r["control"] == control
-                      and key(r) == (init, lr, option)]
+                      and key(r) == (init, lr, schedule, option)]
                 held = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None]
                 logs.append(math.log10(statistics.median(held)) if held and len(held) == len(rs) else math.inf)
                 errs += [r["rel_l2"] for r in rs if r["rel_l2"] is not None]
-            table.append({"init": init, "lr": lr, "option": json.loads(option), "score": sum(logs) / len(logs),
+            table.append({"init": init, "lr": lr, "schedule": schedule, "option": json.loads(option),
+                          "score": sum(logs) / len(logs),
                           "rel_l2_median": statistics.median(errs) if errs else None})
         best = min(table, key=lambda t: t["score"])
-        out[control] = {"init": best["init"], "lr": best["lr"], "option": best["option"], "score": best["score"],
-                        "table": table}
+        out[control] = {"init": best["init"], "lr": best["lr"], "schedule": best["schedule"],
+                        "option": best["option"], "score": best["score"], "table": table}
     return out
 
 
@@ -111,14 +114,15 @@ def markdown(settings: dict, chosen: dict) -> str:
              f"{', '.join(map(str, settings['seeds']))}. score = mean over cases of log10(held-out loss, median "
              "over seeds); lower is better. The test-grid rel. L2 (median over cases and seeds) is shown for "
              "information only."), "",
-             "| control | init | lr | option | score | test rel. L2 (info) | chosen |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| control | init | lr | schedule | option | score | test rel. L2 (info) | chosen |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for control, c in chosen.items():
         for t in sorted(c["table"], key=lambda t: t["score"]):
             err = "—" if t["rel_l2_median"] is None else f"{t['rel_l2_median']:.3e}"
-            mark = "**yes**" if (t["init"], t["lr"], t["option"]) == (c["init"], c["lr"], c["option"]) else ""
+            mark = "**yes**" if all(t[k] == c[k] for k in ("init", "lr", "schedule", "option")) else ""
             opt = ", ".join(f"{k}={x:g}" for k, x in t["option"].items()) or "—"
-            lines.append(f"| {control} | {t['init']} | {t['lr']:g} | {opt} | {t['score']:.3f} | {err} | {mark} |")
+            sched = t["schedule"] or settings["schedule"]
+            lines.append(f"| {control} | {t['init']} | {t['lr']:g} | {sched} | {opt} | {t['score']:.3f} | {err} | {mark} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,6 +158,8 @@ def main(argv=None):
     ap.add_argument("--controls", nargs="+", default=None, help="keys of pinn.optimizers (default: all)")
     ap.add_argument("--option", default=None, metavar="CONTROL.KEY=V1,V2,..",
                     help="one control option added to that control's grid (numbers)")
+    ap.add_argument("--schedules", nargs="+", default=None, help=f"lr schedules in the grid ({' | '.join(SCHEDULES)}; "
+                    "default: params' pinn.schedule)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
@@ -162,6 +168,9 @@ def main(argv=None):
     bad = [i for i in args.inits if i not in SCHEMES]
     if bad or any(not (lr > 0 and math.isfinite(lr)) for lr in args.lrs) or args.jobs < 1:
         raise BadInput(f"--inits must be among {', '.join(SCHEMES)}, --lrs finite and > 0, --jobs >= 1")
+    schedules = args.schedules or [cfg.schedule]
+    if any(s not in SCHEDULES for s in schedules):
+        raise BadInput(f"--schedules must be among {', '.join(SCHEDULES)}")
     controls = args.controls or list(cfg.optimizers)
     if any(c not in cfg.optimizers for c in controls):
         raise BadInput(f"--controls must be keys of pinn.optimizers ({', '.join(cfg.optimizers)})")
@@ -172,8 +181,8 @@ def main(argv=None):
             raise BadInput(f"--option {args.option}: {control} is not among --controls")
         options[control] = [{key: x} for x in values]
     settings = {"steps": cfg.steps, "width": cfg.width, "cases": args.cases, "inits": args.inits, "lrs": args.lrs,
-                "seeds": args.seeds, "option": args.option,
-                "controls": {c: {k: x for k, x in o.items() if k not in ("lr", "init")} for c, o in cfg.optimizers.items()
+                "seeds": args.seeds, "option": args.option, "schedules": schedules,
+                "controls": {c: {k: x for k, x in o.items() if k not in PER_CONTROL} for c, o in cfg.optimizers.items()
                              if c in controls}, "schedule": cfg.schedule,
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}, "params": args.params}
     out = Path(args.out)
@@ -185,10 +194,10 @@ def main(argv=None):
         rows = old["runs"] if same else []
         print(f"resuming: {len(rows)} runs kept" if same else "not resuming: other settings", flush=True)
     done = {(r["problem"], r["depth"], r["control"], r["init"], r["lr"], r["seed"],
-             json.dumps(r.get("option") or None, sort_keys=True)) for r in rows}
-    todo = [(p, d, c, i, lr, s, o) for p, d in cases for c in controls for i in args.inits for lr in args.lrs
-            for s in args.seeds for o in options[c]
-            if (p, d, c, i, lr, s, json.dumps(o, sort_keys=True)) not in done]
+             json.dumps(r.get("option") or None, sort_keys=True), r.get("schedule", cfg.schedule)) for r in rows}
+    todo = [(p, d, c, i, lr, s, o, sc) for p, d in cases for c in controls for i in args.inits for lr in args.lrs
+            for s in args.seeds for o in options[c] for sc in schedules
+            if (p, d, c, i, lr, s, json.dumps(o, sort_keys=True), sc) not in done]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(one_run, args.params, *job) for job in todo]
@@ -197,11 +206,11 @@ def main(argv=None):
             rows.append(r)
             _write(out, settings, rows)
             print(f"[{n}/{len(todo)} {time.perf_counter() - t0:.0f}s] {r['problem']}:{r['depth']} {r['control']} "
-                  f"init={r['init']} lr={r['lr']:g} {r['option'] or ''} seed {r['seed']}: held-out loss {r['heldout_loss']} "
+                  f"init={r['init']} lr={r['lr']:g} {r['schedule']} {r['option'] or ''} seed {r['seed']}: held-out loss {r['heldout_loss']} "
                   f"({r['wall_time_s']:.0f}s)", flush=True)
     _write(out, settings, rows)
     for control, c in choose(rows).items():
-        print(f"{control}: init={c['init']} lr={c['lr']:g} {c['option'] or ''} (score {c['score']:.3f})")
+        print(f"{control}: init={c['init']} lr={c['lr']:g} {c['schedule']} {c['option'] or ''} (score {c['score']:.3f})")
 
 
 if __name__ == "__main__":
