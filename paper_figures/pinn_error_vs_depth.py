@@ -51,9 +51,11 @@ def plot(summary: dict):
         ax.set_title(str(p).capitalize())
         ax.set_xlabel("depth (hidden layers)")
     axes[0][0].set_ylabel("relative L2 error\n(median, [min, max] over seeds)")
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.tight_layout()
+    if handles:   # below the panels, where it hides no point
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+        fig.subplots_adjust(bottom=0.3)
     return fig
 
 
