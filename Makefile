@@ -26,8 +26,8 @@ repro: install
 test: install
 	$(BIN)/python -m pytest -n 2 --nbmake tests notebooks
 
-# The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1.5-2 h on 2 cores, then its L-BFGS
-# finish (data/cpu_study/lbfgs/, ~45 min); both resume what is done.
+# The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1 h 50 min on 2 cores, then its L-BFGS
+# finish (data/cpu_study/lbfgs/, ~1 h); both resume what is done (AMD EPYC timings).
 cpu-study: install
 	$(BIN)/python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra --jobs 2
 	$(BIN)/python -m pinn.stages.finish --params params_cpu_study.yaml --study data/cpu_study \
