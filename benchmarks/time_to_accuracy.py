@@ -7,15 +7,20 @@ same optimizer (Adam(W), lr 1e-3 constant, no weight decay), float32, one thread
 (reverse-mode derivatives); ours as the pipeline does (forward-propagated derivatives, torch.compile, the
 products gemm="auto" picks). Every `--eval-every` steps the training clock stops and the error on the standard
 test grid (256 x 100, Cole-Hopf reference) is measured. Compile time is printed apart and not counted (it is
-paid once per shape and cached on disk). The last line is
-`time_to_accuracy_vs_deepxde=<DeepXDE's seconds to the target / ours (AdamW)>` ("nan" if either misses it).
+paid once per shape and cached on disk). Each seed (`--seeds`, the init of both sides; the points are DeepXDE's
+deterministic Hammersley set) races the three methods one after the other; a method that misses the target
+counts as infinitely slow. The last line is
+`time_to_accuracy_vs_deepxde=<median over seeds of DeepXDE's seconds to the target / median of ours (AdamW)>`
+("nan" if either median is a miss), after the per-seed ratios.
 
     python benchmarks/time_to_accuracy.py [--depth 8] [--width 32] [--target 0.3] [--steps 4000]
-        [--eval-every 100] [--csv out.csv] [--plot paper_figures/time_to_accuracy]
+        [--eval-every 100] [--seeds 0 1 2] [--csv out.csv] [--plot paper_figures/time_to_accuracy]
 """
 import argparse
 import csv
+import math
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,14 +49,14 @@ def test_grid():
     return torch.tensor(grid_points(axes), dtype=torch.float32), burgers.reference(axes)
 
 
-def ours(data, width, depth, control):
+def ours(data, width, depth, control, seed):
     """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points."""
     n_bc = sum(data.num_bcs)
     x_bc, x_dom = data.train_x[:n_bc], data.train_x[n_bc:]
     g = torch.tensor(np.where(np.isclose(x_bc[:, 1], 0), -np.sin(np.pi * x_bc[:, 0]), 0.0), dtype=torch.float32)
     x_all = torch.tensor(np.concatenate([x_dom, x_bc]), dtype=torch.float32)
     n = len(x_dom)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = MLP(2, width, depth, 1, "tanh", burgers.LOWER, burgers.UPPER)
     init_activation_aware_(model, activation="tanh", scheme="glorot")
     opt = make_optimizer(control, model, BaseSettings(1e-3), STABLEGRAD if control == "stablegrad" else {})
@@ -79,7 +84,7 @@ def ours(data, width, depth, control):
     return step, predict, compile_s
 
 
-def race(name, step_chunk, predict, x_test, u_ref, steps, every, target, rows):
+def race(name, seed, step_chunk, predict, x_test, u_ref, steps, every, target, rows):
     """Train in chunks of `every` steps; return the training seconds when rel. L2 first reaches `target`."""
     trained, reached = 0.0, None
     for done in range(every, steps + 1, every):
@@ -87,13 +92,15 @@ def race(name, step_chunk, predict, x_test, u_ref, steps, every, target, rows):
         step_chunk(every)
         trained += time.perf_counter() - t0
         err = rel_l2(predict(x_test).reshape(u_ref.shape), u_ref)
-        rows.append({"method": name, "step": done, "seconds": round(trained, 3), "rel_l2": err})
+        rows.append({"method": name, "seed": seed, "step": done, "seconds": round(trained, 3), "rel_l2": err})
         if reached is None and err <= target:
             reached = trained
-            print(f"{name:26s} reached rel. L2 {err:.3e} <= {target} after {done} steps, {trained:.1f} s", flush=True)
+            print(f"seed {seed} {name:18s} reached rel. L2 {err:.3e} <= {target} after {done} steps, "
+                  f"{trained:.1f} s", flush=True)
     if reached is None:
-        print(f"{name:26s} did not reach {target} in {steps} steps ({trained:.1f} s, last rel. L2 {err:.3e})")
-    return reached
+        print(f"seed {seed} {name:18s} did not reach {target} in {steps} steps ({trained:.1f} s, "
+              f"last rel. L2 {err:.3e})", flush=True)
+    return math.inf if reached is None else reached
 
 
 def plot(rows, stem, target, title):
@@ -101,10 +108,11 @@ def plot(rows, stem, target, title):
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     colors = {"DeepXDE (Adam)": "#7f7f7f", "ours, AdamW": color("adamw"), "ours, StableGrad": color("stablegrad")}
-    for name in dict.fromkeys(r["method"] for r in rows):
-        rs = [r for r in rows if r["method"] == name]
+    for name, seed in dict.fromkeys((r["method"], r["seed"]) for r in rows):
+        rs = [r for r in rows if r["method"] == name and r["seed"] == seed]
         for ax, x in zip(axes, ("seconds", "step")):
-            ax.plot([r[x] for r in rs], [r["rel_l2"] for r in rs], "-", color=colors.get(name), label=name)
+            ax.plot([r[x] for r in rs], [r["rel_l2"] for r in rs], "-", color=colors.get(name), lw=1, alpha=0.8,
+                    label=name if seed == rows[0]["seed"] else None)
     for ax, xl in zip(axes, ("training wall-clock seconds (1 thread)", "steps")):
         ax.axhline(target, color="k", lw=0.8, ls=":")
         ax.set_yscale("log")
@@ -123,26 +131,34 @@ def main():
     ap.add_argument("--target", type=float, default=0.3)
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--csv", type=Path)
     ap.add_argument("--plot", type=Path, help="figure stem: writes <stem>.png and .pdf")
     args = ap.parse_args()
+    if args.steps < args.eval_every or args.eval_every < 1 or not args.seeds:
+        ap.error("need --steps >= --eval-every >= 1 and at least one seed")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     np.random.seed(0)
     data = deepxde_data()
     x_test, u_ref = test_grid()
     print(f"CPU: {cpu_name()}; torch {torch.__version__}; Burgers {args.depth}x{args.width} tanh, Glorot, "
-          f"Adam(W) 1e-3, {len(data.train_x)} points; target rel. L2 {args.target}; 1 thread")
-    rows, seconds = [], {}
-    dde_m = deepxde_model(data, args.width, args.depth, 1e-3)
-    seconds["DeepXDE (Adam)"] = race(
-        "DeepXDE (Adam)", lambda k: dde_m.train(iterations=k, display_every=10**9, verbose=0),
-        lambda x: dde_m.predict(x.numpy())[:, 0], x_test, u_ref, args.steps, args.eval_every, args.target, rows)
-    for control, name in (("adamw", "ours, AdamW"), ("stablegrad", "ours, StableGrad")):
-        step, predict, compile_s = ours(data, args.width, args.depth, control)
-        print(f"{name}: compile {compile_s:.1f} s (not counted)")
-        seconds[name] = race(name, lambda k, step=step: [step() for _ in range(k)], predict, x_test, u_ref,
-                             args.steps - 1, args.eval_every, args.target, rows)
+          f"Adam(W) 1e-3, {len(data.train_x)} points; target rel. L2 {args.target}; 1 thread; "
+          f"seeds {args.seeds}")
+    names = ("DeepXDE (Adam)", "ours, AdamW", "ours, StableGrad")
+    rows, seconds = [], {name: [] for name in names}
+    for seed in args.seeds:
+        torch.manual_seed(seed)                   # DeepXDE's FNN draws its Glorot init from torch's generator
+        dde_m = deepxde_model(data, args.width, args.depth, 1e-3)
+        seconds[names[0]].append(race(
+            names[0], seed, lambda k, m=dde_m: m.train(iterations=k, display_every=10**9, verbose=0),
+            lambda x, m=dde_m: m.predict(x.numpy())[:, 0], x_test, u_ref, args.steps, args.eval_every, args.target,
+            rows))
+        for control, name in (("adamw", names[1]), ("stablegrad", names[2])):
+            step, predict, compile_s = ours(data, args.width, args.depth, control, seed)
+            print(f"seed {seed} {name}: compile {compile_s:.1f} s (not counted)")
+            seconds[name].append(race(name, seed, lambda k, step=step: [step() for _ in range(k)], predict,
+                                      x_test, u_ref, args.steps - 1, args.eval_every, args.target, rows))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -151,8 +167,13 @@ def main():
     if args.plot:
         plot(rows, args.plot, args.target, f"Burgers, {args.depth}x{args.width} tanh, same points, Adam(W) 1e-3: "
              f"rel. L2 vs training time and steps ({cpu_name()})")
-    dde, mine = seconds["DeepXDE (Adam)"], seconds["ours, AdamW"]
-    ratio = dde / mine if dde and mine else float("nan")
+    for name in names:
+        print(f"{name:18s} seconds to {args.target} per seed: "
+              + " / ".join(f"{s:.1f}" for s in seconds[name]) + f"; median {statistics.median(seconds[name]):.1f}")
+    paired = [d / m for d, m in zip(seconds[names[0]], seconds[names[1]]) if math.isfinite(d) and math.isfinite(m)]
+    print("DeepXDE / ours (AdamW), per seed where both reach it: " + " / ".join(f"{r:.2f}" for r in paired))
+    dde, mine = statistics.median(seconds[names[0]]), statistics.median(seconds[names[1]])
+    ratio = dde / mine if math.isfinite(dde) and math.isfinite(mine) else float("nan")
     print(f"time_to_accuracy_vs_deepxde={ratio:.3f}")
 
 
