@@ -15,6 +15,10 @@ counts as infinitely slow. The last line is
 
     python benchmarks/time_to_accuracy.py [--depth 8] [--width 32] [--target 0.3] [--steps 4000]
         [--eval-every 100] [--seeds 0 1 2] [--csv out.csv] [--plot paper_figures/time_to_accuracy]
+        [--methods deepxde adamw stablegrad] [--raw-inputs]
+
+`--raw-inputs` feeds ours the raw (x, t) as DeepXDE does, instead of the trainer's affine map of the domain box
+to [-1, 1]^2 (t in [0, 1] becomes 2t - 1): a diagnostic of the one input difference left between the two sides.
 """
 import argparse
 import csv
@@ -42,6 +46,7 @@ from pipeline.controls import BaseSettings, make_optimizer
 from stablegrad import init_activation_aware_
 
 STABLEGRAD = {"reference": "output", "statistic": "rms", "bias": "shared"}   # params.yaml's
+METHODS = {"deepxde": "DeepXDE (Adam)", "adamw": "ours, AdamW", "stablegrad": "ours, StableGrad"}
 
 
 def test_grid():
@@ -49,7 +54,7 @@ def test_grid():
     return torch.tensor(grid_points(axes), dtype=torch.float32), burgers.reference(axes)
 
 
-def ours(data, width, depth, control, seed):
+def ours(data, width, depth, control, seed, raw_inputs=False):
     """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points."""
     n_bc = sum(data.num_bcs)
     x_bc, x_dom = data.train_x[:n_bc], data.train_x[n_bc:]
@@ -57,7 +62,8 @@ def ours(data, width, depth, control, seed):
     x_all = torch.tensor(np.concatenate([x_dom, x_bc]), dtype=torch.float32)
     n = len(x_dom)
     torch.manual_seed(seed)
-    model = MLP(2, width, depth, 1, "tanh", burgers.LOWER, burgers.UPPER)
+    box = (None, None) if raw_inputs else (burgers.LOWER, burgers.UPPER)   # None: the identity map
+    model = MLP(2, width, depth, 1, "tanh", *box)
     init_activation_aware_(model, activation="tanh", scheme="glorot")
     opt = make_optimizer(control, model, BaseSettings(1e-3), STABLEGRAD if control == "stablegrad" else {})
     gemm = gemm_for(model, x_all, burgers.SECOND, n).gemm
@@ -132,6 +138,8 @@ def main():
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--raw-inputs", action="store_true", help="ours without the input map (DeepXDE's convention)")
     ap.add_argument("--csv", type=Path)
     ap.add_argument("--plot", type=Path, help="figure stem: writes <stem>.png and .pdf")
     args = ap.parse_args()
@@ -145,17 +153,21 @@ def main():
     print(f"CPU: {cpu_name()}; torch {torch.__version__}; Burgers {args.depth}x{args.width} tanh, Glorot, "
           f"Adam(W) 1e-3, {len(data.train_x)} points; target rel. L2 {args.target}; 1 thread; "
           f"seeds {args.seeds}")
-    names = ("DeepXDE (Adam)", "ours, AdamW", "ours, StableGrad")
+    names = [METHODS[m] for m in args.methods]
     rows, seconds = [], {name: [] for name in names}
     for seed in args.seeds:
-        torch.manual_seed(seed)                   # DeepXDE's FNN draws its Glorot init from torch's generator
-        dde_m = deepxde_model(data, args.width, args.depth, 1e-3)
-        seconds[names[0]].append(race(
-            names[0], seed, lambda k, m=dde_m: m.train(iterations=k, display_every=10**9, verbose=0),
-            lambda x, m=dde_m: m.predict(x.numpy())[:, 0], x_test, u_ref, args.steps, args.eval_every, args.target,
-            rows))
-        for control, name in (("adamw", names[1]), ("stablegrad", names[2])):
-            step, predict, compile_s = ours(data, args.width, args.depth, control, seed)
+        if "deepxde" in args.methods:
+            torch.manual_seed(seed)               # DeepXDE's FNN draws its Glorot init from torch's generator
+            dde_m = deepxde_model(data, args.width, args.depth, 1e-3)
+            seconds[METHODS["deepxde"]].append(race(
+                METHODS["deepxde"], seed, lambda k, m=dde_m: m.train(iterations=k, display_every=10**9, verbose=0),
+                lambda x, m=dde_m: m.predict(x.numpy())[:, 0], x_test, u_ref, args.steps, args.eval_every,
+                args.target, rows))
+        for control in ("adamw", "stablegrad"):
+            if control not in args.methods:
+                continue
+            name = METHODS[control]
+            step, predict, compile_s = ours(data, args.width, args.depth, control, seed, args.raw_inputs)
             print(f"seed {seed} {name}: compile {compile_s:.1f} s (not counted)")
             seconds[name].append(race(name, seed, lambda k, step=step: [step() for _ in range(k)], predict,
                                       x_test, u_ref, args.steps - 1, args.eval_every, args.target, rows))
@@ -168,11 +180,17 @@ def main():
         plot(rows, args.plot, args.target, f"Burgers, {args.depth}x{args.width} tanh, same points, Adam(W) 1e-3: "
              f"rel. L2 vs training time and steps ({cpu_name()})")
     for name in names:
+        final = [[r["rel_l2"] for r in rows if r["method"] == name and r["seed"] == s][-1] for s in args.seeds]
         print(f"{name:18s} seconds to {args.target} per seed: "
-              + " / ".join(f"{s:.1f}" for s in seconds[name]) + f"; median {statistics.median(seconds[name]):.1f}")
-    paired = [d / m for d, m in zip(seconds[names[0]], seconds[names[1]]) if math.isfinite(d) and math.isfinite(m)]
+              + " / ".join(f"{s:.1f}" for s in seconds[name]) + f"; median {statistics.median(seconds[name]):.1f}"
+              + "; rel. L2 at the last step: " + " / ".join(f"{e:.3g}" for e in final))
+    if not {"deepxde", "adamw"} <= set(args.methods):
+        print("time_to_accuracy_vs_deepxde=nan")
+        return
+    dde_s, our_s = seconds[METHODS["deepxde"]], seconds[METHODS["adamw"]]
+    paired = [d / m for d, m in zip(dde_s, our_s) if math.isfinite(d) and math.isfinite(m)]
     print("DeepXDE / ours (AdamW), per seed where both reach it: " + " / ".join(f"{r:.2f}" for r in paired))
-    dde, mine = statistics.median(seconds[names[0]]), statistics.median(seconds[names[1]])
+    dde, mine = statistics.median(dde_s), statistics.median(our_s)
     ratio = dde / mine if math.isfinite(dde) and math.isfinite(mine) else float("nan")
     print(f"time_to_accuracy_vs_deepxde={ratio:.3f}")
 
