@@ -15,10 +15,11 @@ counts as infinitely slow. The last line is
 
     python benchmarks/time_to_accuracy.py [--depth 8] [--width 32] [--target 0.3] [--steps 4000]
         [--eval-every 100] [--seeds 0 1 2] [--csv out.csv] [--plot paper_figures/time_to_accuracy]
-        [--methods deepxde adamw stablegrad] [--raw-inputs]
+        [--methods deepxde adamw stablegrad] [--raw-inputs] [--eager]
 
 `--raw-inputs` feeds ours the raw (x, t) as DeepXDE does, instead of the trainer's affine map of the domain box
 to [-1, 1]^2 (t in [0, 1] becomes 2t - 1): a diagnostic of the one input difference left between the two sides.
+`--eager` runs ours without torch.compile (exact torch.tanh instead of the compiled pass's rational one).
 """
 import argparse
 import csv
@@ -54,7 +55,7 @@ def test_grid():
     return torch.tensor(grid_points(axes), dtype=torch.float32), burgers.reference(axes)
 
 
-def ours(data, width, depth, control, seed, raw_inputs=False):
+def ours(data, width, depth, control, seed, raw_inputs=False, eager=False):
     """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points."""
     n_bc = sum(data.num_bcs)
     x_bc, x_dom = data.train_x[:n_bc], data.train_x[n_bc:]
@@ -67,7 +68,7 @@ def ours(data, width, depth, control, seed, raw_inputs=False):
     init_activation_aware_(model, activation="tanh", scheme="glorot")
     opt = make_optimizer(control, model, BaseSettings(1e-3), STABLEGRAD if control == "stablegrad" else {})
     gemm = gemm_for(model, x_all, burgers.SECOND, n).gemm
-    derivs = derivative_function(True, gemm)
+    derivs = derivative_function(not eager, gemm)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -140,6 +141,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     ap.add_argument("--raw-inputs", action="store_true", help="ours without the input map (DeepXDE's convention)")
+    ap.add_argument("--eager", action="store_true", help="ours without torch.compile (exact torch.tanh)")
     ap.add_argument("--csv", type=Path)
     ap.add_argument("--plot", type=Path, help="figure stem: writes <stem>.png and .pdf")
     args = ap.parse_args()
@@ -167,7 +169,7 @@ def main():
             if control not in args.methods:
                 continue
             name = METHODS[control]
-            step, predict, compile_s = ours(data, args.width, args.depth, control, seed, args.raw_inputs)
+            step, predict, compile_s = ours(data, args.width, args.depth, control, seed, args.raw_inputs, args.eager)
             print(f"seed {seed} {name}: compile {compile_s:.1f} s (not counted)")
             seconds[name].append(race(name, seed, lambda k, step=step: [step() for _ in range(k)], predict,
                                       x_test, u_ref, args.steps - 1, args.eval_every, args.target, rows))
