@@ -24,12 +24,27 @@ PER_CONTROL = ("lr", "init", "schedule")   # shared settings a control may set f
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 GEMMS = ("auto", "aten", "onednn")
+INPUT_MAPS = ("box", "none")
+SAMPLERS = ("lhs", "hammersley")
+RESIDUAL_POINTS = ("domain", "all")
 
 
 @dataclass
 class Points:
     domain: int      # collocation points inside the domain
     boundary: int    # boundary (and, for time-dependent problems, initial) points
+
+
+@dataclass
+class Conventions:
+    """Where this project's PINN set-up may differ from DeepXDE's (each settled by measurement: docs/method.md,
+    "Conventions against DeepXDE"; tests/test_deepxde_parity.py shows that with DeepXDE's choices the trainer
+    reproduces DeepXDE's training loss step for step)."""
+    input_map: str        # box: inputs mapped affinely from the domain box to [-1, 1]^d | none: raw (DeepXDE)
+    sampler: str          # lhs: seeded Latin hypercube | hammersley: the Hammersley sequence (DeepXDE's default)
+    residual_points: str  # domain: the residual on the collocation points | all: also on the boundary and
+                          # initial points (DeepXDE's `train_x_all`)
+    lbfgs_history: int    # curvature pairs of the L-BFGS finish (DeepXDE: 100)
 
 
 @dataclass
@@ -68,6 +83,7 @@ class PinnConfig:
     grad_scale_every: int
     diverge_factor: float
     points: dict            # problem -> Points
+    conventions: Conventions
     ablation: Ablation
 
     def to_dict(self) -> dict:
@@ -88,6 +104,7 @@ class PinnConfig:
         """What one run reads: the shared settings and its own control's options (not the other controls',
         not the lists of runs, not how it is checkpointed or logged)."""
         shared = {k: x for k, x in self.to_dict().items() if k not in _NOT_RUN_SETTINGS}
+        shared["conventions"] = {k: x for k, x in shared["conventions"].items() if k != "lbfgs_history"}  # finish's
         return {**shared, "control": control, "options": self.optimizers[control]}
 
 
@@ -144,6 +161,9 @@ SPEC = {
     "grad_scale_every": v.integer(1),
     "diverge_factor": v.number(1, lo_open=True),
     "points": _points,
+    "conventions": v.sub({"input_map": v.choice(*INPUT_MAPS), "sampler": v.choice(*SAMPLERS),
+                          "residual_points": v.choice(*RESIDUAL_POINTS), "lbfgs_history": v.integer(1, 1000)},
+                         Conventions),
     "ablation": v.sub({"problems": v.list_of(PROBLEM), "depths": v.list_of(v.integer(1)),
                        "steps": v.integer(1)}, Ablation),
 }

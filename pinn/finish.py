@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pinn.trainer import PinnData, pinn_losses, predict, rel_l2
 
-HISTORY_SIZE = 50   # curvature pairs kept (scipy's L-BFGS-B keeps 10, DeepXDE passes 50 to PyTorch's)
+HISTORY_SIZE = 50   # curvature pairs kept by default (scipy's L-BFGS-B keeps 10, DeepXDE passes 100 to PyTorch's)
 
 
 @dataclass
@@ -43,14 +43,17 @@ def _error(model, data: PinnData) -> float | None:
 
 
 def lbfgs_finish(model, problem, data: PinnData, derivs, boundary_weight: float, iters: int, chunk: int = 100,
-                 progress: bool = False, desc: str = "lbfgs") -> FinishResult:
+                 progress: bool = False, desc: str = "lbfgs", history: int = HISTORY_SIZE,
+                 trace: list | None = None) -> FinishResult:
     """Run `iters` L-BFGS iterations (in chunks of `chunk`) on residual + boundary_weight * boundary loss, with
-    the derivative pass `derivs` (pinn.trainer.derivative_function). Changes `model` in place."""
+    the derivative pass `derivs` (pinn.trainer.derivative_function) and `history` curvature pairs (the
+    convention pinn.conventions.lbfgs_history). Changes `model` in place. `trace`: a list that receives the
+    loss of every function evaluation L-BFGS makes (line-search trials included)."""
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]
-    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=chunk, history_size=HISTORY_SIZE,
+    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=chunk, history_size=history,
                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
     evals, last = [0], [math.nan]
 
@@ -63,6 +66,8 @@ def lbfgs_finish(model, problem, data: PinnData, derivs, boundary_weight: float,
         loss = objective()
         loss.backward()
         evals[0], last[0] = evals[0] + 1, loss.item()
+        if trace is not None:
+            trace.append(last[0])
         return loss
 
     res = FinishResult(loss_start=objective().item(), rel_l2_start=_error(model, data))

@@ -36,9 +36,14 @@ class MLP(nn.Module):
 
 
 def build_model(problem, width: int, depth: int, activation: str = "tanh", init: str = "gain",
-                sample: torch.Tensor | None = None) -> MLP:
-    """The MLP for `problem` (a pinn.problems module), initialized with the activation-aware init."""
-    model = MLP(len(problem.INPUTS), width, depth, 1, activation, problem.LOWER, problem.UPPER)
+                sample: torch.Tensor | None = None, input_map: str = "box") -> MLP:
+    """The MLP for `problem` (a pinn.problems module), initialized with the activation-aware init. `input_map`:
+    "box" maps the problem's domain box to [-1, 1]^d, "none" feeds the raw inputs (DeepXDE's convention; the
+    map is then the identity, exactly: x - 0 and x * 1 round to x)."""
+    if input_map not in ("box", "none"):
+        raise ValueError(f"input_map must be box | none, got {input_map!r}")
+    box = (problem.LOWER, problem.UPPER) if input_map == "box" else (None, None)
+    model = MLP(len(problem.INPUTS), width, depth, 1, activation, *box)
     if sample is not None:
         sample = sample.to(torch.float32)
     init_activation_aware_(model, activation=activation, scheme=init, sample=sample)

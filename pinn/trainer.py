@@ -106,16 +106,24 @@ def derivative_function(compile: bool, gemm: str):
 
 
 def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: PinnData, seed: int = 0,
-          checkpoint: str | Path | None = None, stop_after: int | None = None, progress: bool = True) -> RunResult:
+          checkpoint: str | Path | None = None, stop_after: int | None = None, progress: bool = True,
+          init_state: dict | None = None) -> RunResult:
     """Train one run with the gradient control `control` (a key of cfg.optimizers). With `checkpoint`, save
     every cfg.checkpoint_every steps and resume from it if its run key matches; `stop_after` stops early (to
-    simulate an interruption in tests)."""
+    simulate an interruption in tests). `init_state`: initial weights (part of a state dict of the model) in place
+    of cfg.init's, e.g. another implementation's for a differential test (not part of the run key: no checkpoint
+    with it)."""
     problem = PROBLEMS[problem_name]
     dtype = getattr(torch, cfg.dtype)
     device = data.domain.device
     init, base, options = cfg.control(control)
     torch.manual_seed(seed)
-    model = build_model(problem, cfg.width, depth, cfg.activation, init, data.domain.cpu().float())
+    model = build_model(problem, cfg.width, depth, cfg.activation, init, data.domain.cpu().float(),
+                        cfg.conventions.input_map)
+    if init_state is not None:
+        if checkpoint is not None:
+            raise ValueError("init_state is not part of the run key: train without a checkpoint")
+        model.load_state_dict({**model.state_dict(), **init_state})   # its weights; the input map stays ours
     model = model.to(device=device, dtype=dtype)
     recorder = GradScaleRecorder(every=cfg.grad_scale_every)
     opt = make_optimizer(control, model, base, options, recorder)
