@@ -1,4 +1,5 @@
-"""Collocation, boundary and test points of one problem (seeded Latin hypercube), plus its reference.
+"""Collocation, boundary and test points of one problem (pinn.conventions: sampler, residual points), plus its
+reference.
 
     python -m pinn.stages.generate --problem burgers --params params.yaml --out data/pinn/burgers
 """
@@ -23,7 +24,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cfg = load(args.params)
     pts = cfg.points[args.problem]
-    d = generate(args.problem, pts.domain, pts.boundary, args.seed)
+    d = generate(args.problem, pts.domain, pts.boundary, args.seed, cfg.conventions.sampler,
+                 cfg.conventions.residual_points)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "collocation.npz", domain=d["domain"], boundary=d["boundary"],

@@ -1,0 +1,174 @@
+"""The effect of each convention where our PINN set-up differs from DeepXDE's (pinn.conventions), on our trainer
+(AdamW, the study's settings), Adam then the L-BFGS finish; DeepXDE's own runs beside.
+
+tests/test_deepxde_parity.py shows that with all of DeepXDE's conventions our trainer IS DeepXDE (the same loss
+step for step, float64). So the gap between our baseline and DeepXDE is in these conventions (and in float32
+rounding, benchmarks/fast_path_drift.py): `ours` (the study's conventions before this measurement), `deepxde`
+(all of DeepXDE's), and `deepxde` with one of ours at a time (`deepxde+box`, `deepxde+lhs`, `deepxde+domain`,
+`deepxde+history50`). The Adam phase is shared by the variants that differ only in the L-BFGS history.
+
+Resumable per seed: each (problem, depth, Adam variant, seed) is written at once to
+<out's stem>/<problem>-<depth>-<variant>/seed<k>.json with the key of its settings and the source files it runs,
+and kept on a rerun whose key matches; so it can run in parts, one per core beside other work. Prints one line
+per seed, then the table (median [min-max] over seeds; test-grid errors for the comparison with DeepXDE only:
+nothing is chosen by them here — the study's conventions are chosen by held-out loss, pinn.stages.select).
+
+    python benchmarks/conventions.py --params params_cpu_study.yaml --problems burgers helmholtz --depths 8 32 \
+        --seeds 0 1 2 3 4 5 --lbfgs 3000 --jobs 1 --deepxde data/cpu_study/deepxde.json \
+        --out data/cpu_study/conventions.json
+"""
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]   # the experiments run from the repository, not installed
+
+import numpy as np
+import torch
+from pinn_vs_deepxde import cpu_name
+
+from pinn.config import Conventions, load
+from pinn.finish import lbfgs_finish
+from pinn.points import generate
+from pinn.problems import PROBLEMS
+from pinn.trainer import PinnData, derivative_function, predict, rel_l2, train
+from pipeline import runs
+from pipeline.runs import write_json
+
+OURS = Conventions(input_map="box", sampler="lhs", residual_points="domain", lbfgs_history=50)
+DEEPXDE = Conventions(input_map="none", sampler="hammersley", residual_points="all", lbfgs_history=100)
+ADAM_VARIANTS = {   # name -> (conventions of the Adam phase, {finish variant: L-BFGS history})
+    "ours": (OURS, {"ours": 50}),
+    "deepxde": (DEEPXDE, {"deepxde": 100, "deepxde+history50": 50}),
+    "deepxde+box": (dataclasses.replace(DEEPXDE, input_map="box"), {"deepxde+box": 100}),
+    "deepxde+lhs": (dataclasses.replace(DEEPXDE, sampler="lhs"), {"deepxde+lhs": 100}),
+    "deepxde+domain": (dataclasses.replace(DEEPXDE, residual_points="domain"), {"deepxde+domain": 100}),
+}
+VARIANTS = [v for _, finishes in ADAM_VARIANTS.values() for v in finishes]
+
+
+def seed_settings(cfg, problem, depth, variant, seed, lbfgs) -> dict:
+    conv = ADAM_VARIANTS[variant][0]
+    return {"problem": problem, "depth": depth, "variant": variant, "seed": seed, "lbfgs_iters": lbfgs,
+            **dataclasses.replace(cfg, conventions=conv).run_settings("adamw")}
+
+
+def seed_file(store: Path, problem, depth, variant, seed) -> Path:
+    return store / f"{problem}-{depth}-{variant}" / f"seed{seed}.json"
+
+
+def key_of(settings: dict) -> str:
+    """The settings' hash. Not the source files (unlike a pipeline run's key): trainer changes that keep its
+    numbers (tests/test_deepxde_parity.py, the equality tests) must not throw hours of runs away; each seed file
+    records the commit it ran on."""
+    return runs.run_key(settings)
+
+
+def read_seed(store, settings) -> dict | None:
+    f = seed_file(store, settings["problem"], settings["depth"], settings["variant"], settings["seed"])
+    if not f.is_file():
+        return None
+    stored = json.loads(f.read_text())
+    return stored["result"] if stored.get("key") == key_of(settings) else None
+
+
+def one(params, problem, depth, variant, seed, lbfgs, store):
+    """One seed of one Adam variant, then its L-BFGS finishes; written to its seed file."""
+    torch.set_num_threads(1)
+    cfg = load(params)
+    conv, finishes = ADAM_VARIANTS[variant]
+    cfg = dataclasses.replace(cfg, conventions=conv, optimizers={"adamw": cfg.optimizers["adamw"]})
+    pts = cfg.points[problem]
+    d = generate(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
+    data = PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
+                    d["axes"])
+    res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
+    state = {k: v.clone() for k, v in res.model.state_dict().items()}
+    out = {"adam": {"rel_l2": rel_l2(predict(res.model, data), data.reference), "loss": res.final_loss,
+                    "wall_time_s": round(res.wall_time_s, 1), "diverged": res.diverged}, "lbfgs": {}}
+    for name, history in finishes.items():
+        res.model.load_state_dict(state)
+        fin = lbfgs_finish(res.model, PROBLEMS[problem], data, derivative_function(cfg.compile, res.gemm),
+                           res.boundary_weight, lbfgs, history=history)
+        out["lbfgs"][name] = {"rel_l2": fin.rel_l2, "loss": fin.loss, "iters": fin.iters, "stopped": fin.stopped,
+                              "wall_time_s": round(fin.wall_time_s, 1)}
+    out["cpu"], out["commit"] = cpu_name(), commit()
+    settings = seed_settings(load(params), problem, depth, variant, seed, lbfgs)
+    write_json(seed_file(store, problem, depth, variant, seed), {"key": key_of(settings), "settings": settings,
+                                                                "result": out})
+    after = ", ".join(f"{k} {v['rel_l2']:.2e}" for k, v in out["lbfgs"].items())
+    print(f"{problem} depth {depth} {variant:>15} seed {seed}: Adam {out['adam']['rel_l2']:.3f}; L-BFGS {after}",
+          flush=True)
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=HERE).stdout.strip()
+
+
+def _one(job):
+    return one(*job)
+
+
+def cell(values) -> str:
+    v = [x for x in values if x is not None]
+    return f"{statistics.median(v):.3g} [{min(v):.3g}-{max(v):.3g}] ({len(v)})" if v else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params_cpu_study.yaml")
+    ap.add_argument("--problems", nargs="+", default=["burgers", "helmholtz"])
+    ap.add_argument("--depths", nargs="+", type=int, default=[8, 32])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
+    ap.add_argument("--variants", nargs="+", choices=list(ADAM_VARIANTS), default=list(ADAM_VARIANTS),
+                    help="Adam-phase variants (each with its L-BFGS finishes)")
+    ap.add_argument("--lbfgs", type=int, default=3000, metavar="ITERS")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--deepxde", type=Path, default=None, help="a deepxde_reference.py output, printed beside")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    cfg = load(args.params)
+    store = args.out.with_suffix("")
+    todo = [(args.params, p, d, v, s, args.lbfgs, store) for d in args.depths for p in args.problems
+            for s in args.seeds for v in args.variants
+            if read_seed(store, seed_settings(cfg, p, d, v, s, args.lbfgs)) is None]
+    print(f"CPU: {cpu_name()}; AdamW on {args.params}, then {args.lbfgs} L-BFGS iterations; "
+          f"{len(todo)} seeds to run, the others kept", flush=True)
+    with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for _ in pool.imap_unordered(_one, todo):
+            pass
+    reference = json.loads(args.deepxde.read_text())["deepxde"] if args.deepxde else {}
+    table, lines = {}, ["| problem | depth | variant | rel. L2 after Adam | after L-BFGS | L-BFGS iterations |",
+                        "|---|---|---|---|---|---|"]
+    for p in args.problems:
+        for d in args.depths:
+            for v, (_, finishes) in ADAM_VARIANTS.items():
+                got = [read_seed(store, seed_settings(cfg, p, d, v, s, args.lbfgs)) for s in args.seeds]
+                got = [r for r in got if r is not None]
+                for name in finishes:
+                    row = {"adam": [r["adam"]["rel_l2"] for r in got],
+                           "lbfgs": [r["lbfgs"][name]["rel_l2"] for r in got],
+                           "iters": [r["lbfgs"][name]["iters"] for r in got]}
+                    table.setdefault(p, {}).setdefault(str(d), {})[name] = row
+                    lines.append(f"| {p} | {d} | {name} | {cell(row['adam'])} | {cell(row['lbfgs'])} | "
+                                 f"{min(row['iters'], default='-')}-{max(row['iters'], default='-')} |")
+            dx = reference.get(p, {}).get(str(d))
+            if dx:
+                lines.append(f"| {p} | {d} | DeepXDE out of the box | {cell(dx['rel_l2_seeds'])} | "
+                             f"{cell(dx.get('rel_l2_lbfgs_seeds', []))} | {dx.get('lbfgs_iters', '-')} |")
+    print("\n".join(lines))
+    write_json(args.out, {"settings": {"params": args.params, "lbfgs_iters": args.lbfgs, "cpu": cpu_name(),
+                                       "control": "adamw", "seed_files": str(store)}, "rel_l2": table})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
