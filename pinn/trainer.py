@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from pinn.config import PinnConfig
 from pinn.derivatives import gemm_for, value_and_derivatives
+from pinn.loss_annealing import LossWeightAnnealing
 from pinn.model import build_model
 from pinn.problems import PROBLEMS
 from pipeline import runs
@@ -122,7 +123,8 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     hooks = record(control)   # the control's trainer hooks (pipeline/controls.py)
     capture = None if hooks.records_itself else recorder
     observe = hooks.output_hook(opt, options) if hooks.output_hook else None
-    annealing = hooks.loss_weights(options, cfg.boundary_weight) if hooks.loss_weights else None
+    annealing = (LossWeightAnnealing(options["alpha"], options["every"], initial=cfg.boundary_weight)
+                 if hooks.anneals_boundary_weight else None)
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]

@@ -53,12 +53,6 @@ def _stablegrad_output_hook(opt, options: dict):
     return opt.observe_output if options["reference"] == "output" else None
 
 
-def _boundary_weight_annealing(options: dict, initial: float):
-    from pinn.loss_annealing import LossWeightAnnealing   # PINN only: the CNN runs never execute it
-
-    return LossWeightAnnealing(options["alpha"], options["every"], initial=initial)
-
-
 @dataclass(frozen=True)
 class Control:
     """One gradient control.
@@ -69,8 +63,9 @@ class Control:
       calls `recorder.capture(model)` after backward);
     - output_hook(opt, options): a callable the PINN trainer hands the network output u before backward,
       or None;
-    - loss_weights(options, initial): an object with `update(weights, loss_r, loss_b)`, `weight` and a state
-      dict that sets the PINN boundary-loss weight, or None (the fixed pinn.boundary_weight)."""
+    - anneals_boundary_weight: the PINN trainer anneals the boundary-loss weight with
+      pinn.loss_annealing.LossWeightAnnealing(options["alpha"], options["every"]) (else the fixed
+      pinn.boundary_weight); a flag, not a factory, because pipeline/ imports neither wing."""
     name: str
     label: str
     color: str                                  # one per control, the same in every figure
@@ -79,7 +74,7 @@ class Control:
     build: Callable[..., torch.optim.Optimizer]
     records_itself: bool = False
     output_hook: Callable | None = None
-    loss_weights: Callable | None = None
+    anneals_boundary_weight: bool = False
 
     def __post_init__(self):
         assert set(self.wings) <= set(WINGS), self.wings
@@ -102,7 +97,7 @@ RECORDS: tuple[Control, ...] = (
             lambda m, base, o, rec: lamb(m.parameters(), **base.kwargs())),   # timm's Lamb, the trust ratio alone
     Control("lra", "AdamW + loss-weight annealing", "#8c564b", ("pinn",),   # it weights PINN loss terms
             {"alpha": v.number(0, 1, hi_open=True), "every": v.integer(1)},
-            lambda m, base, o, rec: _adamw(m, base), loss_weights=_boundary_weight_annealing),
+            lambda m, base, o, rec: _adamw(m, base), anneals_boundary_weight=True),
     Control("muon", "Muon", "#e377c2", ("pinn", "cnn"),
             {"momentum": v.number(0, 1, hi_open=True)},
             lambda m, base, o, rec: muon(m, **base.kwargs(), **o)),

@@ -31,8 +31,8 @@ __all__ = [
     "find_layers",
     "init_activation_aware_",
     "lamb",
-    "muon",
     "layer_grad_stats",
+    "muon",
     "rescale_",
     "soap",
 ]

@@ -29,6 +29,8 @@ reach another unit.
 """
 from __future__ import annotations
 
+import importlib
+
 import torch
 from torch import nn
 
@@ -38,6 +40,15 @@ MUON_MOMENTUM = 0.95     # Jordan et al. 2024 and Moonlight (Liu et al. 2025): m
 MUON_NS_EPS = 1e-7       # timm's (and Jordan's) floor of the norm that Newton-Schulz divides by
 SOAP_PRECONDITION_FREQUENCY = 10   # Vyas et al. 2024: the eigenbases are refreshed every 10 steps
 from .wrapper import GradientTransform
+
+
+def _extra(module: str):
+    """Import `module` from the ``baselines`` extra, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(f"this baseline needs the package {e.name!r}: "
+                                  "pip install 'stablegrad[baselines]'", name=e.name) from e
 
 
 def _with_grad(params: list[nn.Parameter]) -> list[nn.Parameter]:
@@ -97,6 +108,7 @@ class AdaptiveGradClip(GradientTransform):
         for name, value in (("clipping", clipping), ("eps", eps)):
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"AdaptiveGradClip: {name}={value!r} must be a number > 0")
+        self._adaptive_clip_grad = _extra("timm.utils.agc").adaptive_clip_grad
         super().__init__(base_optimizer, model)
         self.clipping, self.eps = float(clipping), float(eps)
         self._last_layer = last_layer
@@ -113,9 +125,7 @@ class AdaptiveGradClip(GradientTransform):
 
     @torch.no_grad()
     def transform_grads_(self) -> None:
-        from timm.utils.agc import adaptive_clip_grad
-
-        adaptive_clip_grad(_with_grad(self._clipped), clip_factor=self.clipping, eps=self.eps)
+        self._adaptive_clip_grad(_with_grad(self._clipped), clip_factor=self.clipping, eps=self.eps)
 
 
 def lamb(params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
@@ -125,10 +135,8 @@ def lamb(params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), ep
     ``timm.optim.Lamb`` with ``always_adapt=True`` (the trust ratio also for tensors without weight decay,
     which timm otherwise skips) and ``max_grad_norm=None`` (timm's default clips the global norm at 1.0
     first, which would mix in the ``GlobalNormClip`` baseline). Other ``kwargs`` go to ``timm.optim.Lamb``."""
-    from timm.optim import Lamb
-
     kwargs = {"always_adapt": True, "max_grad_norm": None, **kwargs}
-    return Lamb(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, **kwargs)
+    return _extra("timm.optim").Lamb(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, **kwargs)
 
 
 def muon(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -145,16 +153,15 @@ def muon(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 
     scales both groups): timm's ``adjust_lr_fn="match_rms_adamw"`` (Moonlight, Liu et al. 2025) scales each
     orthogonalised update by 0.2 * sqrt(max(rows, cols)) so that its RMS matches a typical AdamW update,
     which lets Muon reuse AdamW's lr and weight decay (decoupled, ``W *= 1 - lr * weight_decay``)."""
-    from timm.optim import Muon
-
     layers = find_layers(model)
     hidden = {id(layer.weight) for layer in layers[1:-1] if layer.weight.dim() >= 2}
     params = [p for layer in layers for p in layer.params]
     groups = [{"params": [p for p in params if id(p) in hidden], "use_muon": True, "eps": MUON_NS_EPS,
                "nesterov": nesterov},
               {"params": [p for p in params if id(p) not in hidden], "use_fallback": True, "nesterov": False}]
-    return Muon([g for g in groups if g["params"]], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                momentum=momentum, ns_steps=ns_steps, ns_coefficients="quintic", adjust_lr_fn="match_rms_adamw")
+    return _extra("timm.optim").Muon([g for g in groups if g["params"]], lr=lr, betas=betas, eps=eps,
+                                     weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps,
+                                     ns_coefficients="quintic", adjust_lr_fn="match_rms_adamw")
 
 
 def soap(params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -166,7 +173,5 @@ def soap(params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), ep
     and held fixed between; the first step only sets the preconditioner up and does not move the
     weights, as in the authors' code. ``pytorch_optimizer.SOAP``; the shampoo statistics decay with
     ``betas[1]`` (the authors' default); decoupled weight decay. Other ``kwargs`` go to ``SOAP``."""
-    from pytorch_optimizer import SOAP
-
-    return SOAP(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                precondition_frequency=precondition_frequency, **kwargs)
+    return _extra("pytorch_optimizer").SOAP(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                            precondition_frequency=precondition_frequency, **kwargs)
