@@ -148,8 +148,9 @@ def muon(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 
     AdamW's update with ``lr, betas, eps, weight_decay``. One ``timm.optim.Muon`` with two parameter groups.
 
     Muon's own settings, published defaults, not tuned here: momentum 0.95 with Nesterov, 5 Newton-Schulz
-    steps (timm's "quintic" coefficients; their output has singular values within about 0.7..1.2 of the
-    polar factor's 1, Jordan 2024 documents 0.5..1.5 for his). Its lr is the AdamW ``lr`` (one LR scheduler
+    steps (timm's "quintic" coefficients: for a matrix whose singular values span two decades the output's
+    lie within about 0.95..1.15, where the exact polar factor U V^T has 1; Jordan 2024 documents 0.5..1.5 for
+    his coefficients, the band tests/test_baselines.py checks). Its lr is the AdamW ``lr`` (one LR scheduler
     scales both groups): timm's ``adjust_lr_fn="match_rms_adamw"`` (Moonlight, Liu et al. 2025) scales each
     orthogonalised update by 0.2 * sqrt(max(rows, cols)) so that its RMS matches a typical AdamW update,
     which lets Muon reuse AdamW's lr and weight decay (decoupled, ``W *= 1 - lr * weight_decay``)."""
