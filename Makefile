@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install repro test lint bench cpu-study clean
 
-# (Re)create .venv and install the project with its dev + notebook extras.
+# (Re)create .venv and install the project with its pipeline + dev + notebook extras.
 # Reruns whenever pyproject.toml or constraints.txt change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,notebooks]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[pipeline,dev,notebooks]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -29,7 +29,7 @@ test: install
 # The converged CPU study (params_cpu_study.yaml -> data/cpu_study/): ~1 h 50 min on 2 cores, then its L-BFGS
 # finish (data/cpu_study/lbfgs/, ~1 h); both resume what is done (AMD EPYC timings).
 cpu-study: install
-	$(BIN)/python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra --jobs 2
+	$(BIN)/python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra muon soap --jobs 2
 	$(BIN)/python -m pinn.stages.finish --params params_cpu_study.yaml --study data/cpu_study \
 		--controls adamw stablegrad agc --iters 2500 --jobs 2
 

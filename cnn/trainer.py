@@ -215,7 +215,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     recorder = GradScaleRecorder(every=cfg.record_every)
     opt = make_optimizer(model, variant, cfg, recorder)
-    capture = None if controls.records_itself(control) else recorder
+    capture = None if controls.record(control).records_itself else recorder
     net = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"

@@ -1,6 +1,6 @@
 """One place for the look of every paper figure: colours, line styles, saving, and the summary's run lists.
 
-Colours: one per gradient control (pipeline/names.py CONTROLS), the same in every figure; a CNN variant
+Colours: one per gradient control (its record in pipeline/controls.py), the same in every figure; a CNN variant
 `<bn|nobn>-<control>` takes its control's colour, except the BatchNorm reference `bn-adamw` (grey). BN
 variants are dashed. Labels come from pipeline/names.py.
 """
@@ -14,19 +14,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from pipeline.names import CONTROLS, LABELS, parse_variant, variant_label
+from pipeline.controls import COLORS as CONTROL_COLORS
+from pipeline.names import LABELS, parse_variant, variant_label
 
-CONTROL_COLORS = {
-    "adamw": "#d62728",        # red: plain AdamW (BN-free for CNNs)
-    "stablegrad": "#1f77b4",   # blue: AdamW + StableGrad
-    "clip": "#2ca02c",         # green: global norm clipping
-    "agc": "#ff7f0e",          # orange: adaptive gradient clipping
-    "lamb": "#9467bd",         # purple: LAMB
-    "lra": "#8c564b",          # brown: loss-weight annealing (PINN only)
-}
 BN_REFERENCE = "bn-adamw"
-BN_REFERENCE_COLOR = "#7f7f7f"  # grey: the BatchNorm reference
-assert set(CONTROL_COLORS) == set(CONTROLS)
+BN_REFERENCE_COLOR = "#7f7f7f"  # grey: the BatchNorm reference (no control takes it)
+assert BN_REFERENCE_COLOR not in CONTROL_COLORS.values()
 STATISTIC_NAMES = {"rms": "RMS", "std": "std"}   # GradScaleRecorder statistics, as axis labels name them
 
 plt.rcParams.update({

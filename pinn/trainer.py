@@ -15,7 +15,7 @@ from pinn.loss_annealing import LossWeightAnnealing
 from pinn.model import build_model
 from pinn.problems import PROBLEMS
 from pipeline import runs
-from pipeline.controls import make_optimizer, records_itself
+from pipeline.controls import make_optimizer, record
 from stablegrad import GradScaleRecorder
 
 # What a run executes: part of its run key, and the deps of the pinn_train stages in dvc.yaml (a test keeps
@@ -128,10 +128,11 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     recorder = GradScaleRecorder(every=cfg.grad_scale_every)
     opt = make_optimizer(control, model, base, options, recorder)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, cfg.schedule_of(control)))
-    capture = None if records_itself(control) else recorder
-    observe = opt.observe_output if control == "stablegrad" and options["reference"] == "output" else None
+    hooks = record(control)   # the control's trainer hooks (pipeline/controls.py)
+    capture = None if hooks.records_itself else recorder
+    observe = hooks.output_hook(opt, options) if hooks.output_hook else None
     annealing = (LossWeightAnnealing(options["alpha"], options["every"], initial=cfg.boundary_weight)
-                 if control == "lra" else None)
+                 if hooks.anneals_boundary_weight else None)
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]

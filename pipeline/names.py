@@ -1,20 +1,11 @@
 """The names that params.yaml, the stages, the figures and the notebooks share (one place for each)."""
 from __future__ import annotations
 
-# Gradient controls: AdamW alone, AdamW + StableGrad, and the baselines beside it (pipeline/controls.py).
+# Gradient controls: derived from their records in pipeline/controls.py (one record per control).
 # For PINNs each is an entry of `pinn.optimizers`; for CNNs a variant is `<bn|nobn>-<control>`.
-CONTROLS = ("adamw", "stablegrad", "clip", "agc", "lamb", "lra")
-CNN_CONTROLS = ("adamw", "stablegrad", "clip", "agc", "lamb")   # lra weights PINN loss terms: PINN only
-CNN_VARIANTS = tuple(f"{bn}-{c}" for bn in ("bn", "nobn") for c in CNN_CONTROLS)
+from pipeline.controls import CNN_CONTROLS, CONTROLS, LABELS  # noqa: F401 (re-exported)
 
-LABELS = {
-    "adamw": "AdamW",
-    "stablegrad": "AdamW + StableGrad",
-    "clip": "AdamW + global norm clipping",
-    "agc": "AdamW + AGC",
-    "lamb": "LAMB",
-    "lra": "AdamW + loss-weight annealing",
-}
+CNN_VARIANTS = tuple(f"{bn}-{c}" for bn in ("bn", "nobn") for c in CNN_CONTROLS)
 ARCH_LABELS = {"resnet50": "ResNet-50", "efficientnet_v2_s": "EfficientNetV2-S"}
 
 

@@ -8,9 +8,10 @@
 or, functionally, right after ``loss.backward()``:  ``rescale_(model)``.
 
 Baselines with the same constructor (``stablegrad.baselines``): ``GlobalNormClip``, ``AdaptiveGradClip``
-(AGC), and the LAMB optimizer ``lamb(params, ...)``; ``GradientTransform`` is the wrapper base class.
+(AGC), and the optimizers ``lamb(params, ...)`` (LAMB), ``muon(model, ...)`` (Muon + AdamW) and
+``soap(params, ...)`` (SOAP), which need the ``baselines`` extra; ``GradientTransform`` is the wrapper base class.
 """
-from .baselines import AdaptiveGradClip, GlobalNormClip, lamb
+from .baselines import AdaptiveGradClip, GlobalNormClip, lamb, muon, soap
 from .init import init_activation_aware_
 from .layers import Layer, find_layers
 from .optimizer import StableGrad
@@ -31,6 +32,8 @@ __all__ = [
     "init_activation_aware_",
     "lamb",
     "layer_grad_stats",
+    "muon",
     "rescale_",
+    "soap",
 ]
 __version__ = "0.1.0"

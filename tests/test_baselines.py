@@ -3,7 +3,9 @@ is a well-behaved ``torch.optim.Optimizer``: checkpoints resume bit for bit, clo
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+import sys
 import warnings
 
 import pytest
@@ -14,7 +16,7 @@ from conftest import tiny_batch, tiny_mlp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from stablegrad import AdaptiveGradClip, GlobalNormClip, GradientTransform, StableGrad, lamb
+from stablegrad import AdaptiveGradClip, GlobalNormClip, GradientTransform, StableGrad, lamb, muon, soap
 
 
 def make_model(seed: int = 0) -> nn.Module:
@@ -46,7 +48,9 @@ CONTROLS = {
     "global_clip": lambda m: GlobalNormClip(torch.optim.AdamW(m.parameters(), lr=1e-2), m, max_norm=0.05),
     "agc": lambda m: AdaptiveGradClip(torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), m, clipping=0.01),
     "lamb": lambda m: lamb(m.parameters(), lr=1e-2),
-}
+    "muon": lambda m: muon(m, lr=1e-2, weight_decay=0.01),
+    "soap": lambda m: soap(m.parameters(), lr=1e-2, weight_decay=0.01, precondition_frequency=2),  # refreshes
+}                                                                  # cross the interruptions of the tests below
 
 
 # -- AGC (Brock et al. 2021) ----------------------------------------------------------------------------
@@ -166,6 +170,126 @@ def test_lamb_one_step_is_adam_update_times_trust_ratio():
         assert delta.item() == pytest.approx(lr * w.norm().item(), rel=1e-4)  # the layer moves by lr * ||W||
 
 
+# -- Muon (Jordan et al. 2024): hidden matrices orthogonalised, AdamW on the rest --------------------------
+def _set_grads(model, seed: int) -> None:
+    """Random gradients; each matrix (a conv weight as out x in*kh*kw) with singular values 0.01..1: far from
+    orthogonal (condition number 100)."""
+    gen = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        if p.dim() == 1:
+            p.grad = torch.randn(p.shape, generator=gen)
+            continue
+        rows, cols = p.flatten(1).shape
+        k = min(rows, cols)
+        u, v = (torch.linalg.qr(torch.randn(n, k, generator=gen))[0] for n in (rows, cols))
+        p.grad = (u * torch.logspace(-2, 0, k) @ v.T).view_as(p).contiguous()
+
+
+def _muon_case():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 64), nn.Tanh(), nn.Linear(64, 16), nn.Tanh(),
+                         nn.Linear(16, 2))
+
+
+def test_muon_orthogonalises_each_hidden_matrix_and_gives_the_rest_adamw_updates_exactly():
+    """From zero state the momentum is a multiple of the gradient G, so the hidden matrix moves by
+    -lr * 0.2 sqrt(max(rows, cols)) * NS(G), NS(G) ~ U V^T (G = U S V^T): singular values near-equal, within
+    Jordan's documented 0.5..1.5 band for 5 Newton-Schulz steps; every other tensor (the first and last
+    layers, all biases) takes torch's AdamW update bit for bit, over several steps."""
+    model, lr = _muon_case(), 1e-2
+    ref = copy.deepcopy(model)
+    opt = muon(model, lr=lr, weight_decay=0.01)
+    adamw = torch.optim.AdamW(ref.parameters(), lr=lr, weight_decay=0.01)
+    hidden = {id(model[2].weight), id(model[4].weight)}
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 6]
+    for step in range(3):
+        before = [p.detach().clone() for p in model.parameters()]
+        _set_grads(model, step)
+        _set_grads(ref, step)
+        grads = [p.grad.clone() for p in model.parameters()]
+        opt.step()
+        adamw.step()
+        for p, q, w, g in zip(model.parameters(), ref.parameters(), before, grads):
+            if id(p) not in hidden:
+                assert torch.equal(p, q)
+            elif step == 0:
+                delta = (w * (1 - lr * 0.01) - p.detach()) / (lr * 0.2 * max(p.shape) ** 0.5)
+                sv = torch.linalg.svdvals(delta)
+                assert sv.min() > 0.5 and sv.max() < 1.5, sv
+                raw = torch.linalg.svdvals(g)
+                assert raw.max() / raw.min() > 50            # the gradient itself is far from orthogonal
+                u, _, vh = torch.linalg.svd(g, full_matrices=False)
+                cos = (delta * (u @ vh)).sum() / (delta.norm() * (u @ vh).norm())
+                assert cos > 0.98                              # and the update is its polar factor U V^T
+
+
+def test_muon_flattens_hidden_convolutions_and_keeps_the_stem_and_classifier_on_adamw():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(16, 10))
+    opt = muon(model, lr=1e-2)
+    assert [p is model[2].weight for p in opt.param_groups[0]["params"]] == [True]
+    _set_grads(model, 0)
+    w = model[2].weight.detach().clone()
+    opt.step()
+    sv = torch.linalg.svdvals((w - model[2].weight.detach()).flatten(1) / (1e-2 * 0.2 * 72 ** 0.5))
+    assert sv.min() > 0.5 and sv.max() < 1.5, sv
+
+
+# -- SOAP (Vyas et al. 2024): the eigenbases are refreshed on their schedule --------------------------------
+def test_soap_refreshes_its_eigenbases_every_precondition_frequency_steps_and_not_between():
+    """Call 1 sets the preconditioner up (no move); from call 2 on, the Kronecker statistics GG grow every
+    step, and the eigenbases Q change exactly at calls k with (k - 1) % frequency == 0."""
+    model = make_model()
+    opt = soap(model.parameters(), lr=1e-2, precondition_frequency=3)
+    w = model[2].weight
+    start = w.detach().clone()
+    bases, stats = [], []
+    for k in range(1, 11):
+        opt.zero_grad()
+        loss_of(model, k).backward()
+        opt.step()
+        if k == 1:
+            assert torch.equal(w, start)
+        bases.append([q.clone() for q in opt.state[w]["Q"]])
+        stats.append([m.clone() for m in opt.state[w]["GG"]])
+    changed = [k for k, (old, new) in enumerate(itertools.pairwise(bases), start=2)
+               if not all(torch.equal(a, b) for a, b in zip(old, new))]
+    assert changed == [4, 7, 10]
+    assert all(not torch.equal(a[0], b[0]) for a, b in itertools.pairwise(stats))   # statistics move every step
+    for q in bases[-1]:
+        torch.testing.assert_close(q.T @ q, torch.eye(len(q)), atol=1e-5, rtol=0)   # an orthonormal basis
+    assert not torch.equal(w, start)
+
+
+@pytest.mark.parametrize("name", ["muon", "soap"])
+def test_an_lr_scheduler_reaches_every_group(name):
+    """The scheduler holds the optimizer's own param_groups; lr 0 from step 3 on freezes every tensor."""
+    model = make_model()
+    opt = CONTROLS[name](model)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < 3 else 0.0)
+    assert sched.optimizer.param_groups is opt.param_groups
+    start = snapshot(model)
+    for i in range(3):
+        train(model, opt, 1, start=i)
+        sched.step()
+    moved = snapshot(model)
+    assert all(not torch.equal(p, q) for p, q in zip(start, moved))
+    assert all(g["lr"] == 0.0 for g in opt.param_groups)
+    train(model, opt, 2, start=3)
+    assert all(torch.equal(p, q) for p, q in zip(moved, model.parameters()))
+
+
+@pytest.mark.parametrize("module, build", [("timm", lambda m: lamb(m.parameters())), ("timm", muon),
+                                           ("pytorch_optimizer", lambda m: soap(m.parameters()))])
+def test_a_missing_baseline_package_names_the_extra(monkeypatch, module, build):
+    for name in [n for n in list(sys.modules) if n == module or n.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)   # what an environment without it shows
+    with pytest.raises(ModuleNotFoundError, match=r"stablegrad\[baselines\]"):
+        build(make_model())
+
+
 # -- every control: checkpoints, closures ---------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(CONTROLS))
 def test_resume_from_checkpoint_is_bit_identical(name):
@@ -217,6 +341,9 @@ def test_closure_runs_with_grad_and_returns_loss(name):
     before = snapshot(model)
     with torch.no_grad():
         loss = opt.step(closure)
+        if name == "soap":   # SOAP's first step only sets its preconditioner up; its second one moves
+            assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+            opt.step(closure)
     assert calls and all(calls)
     torch.testing.assert_close(loss, loss_of(make_model(), 0))
     assert not all(torch.equal(p, q) for p, q in zip(before, model.parameters()))

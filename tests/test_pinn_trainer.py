@@ -9,11 +9,16 @@ import torch
 from pinn import trainer
 from pinn.points import generate
 from pinn.trainer import PinnData, predict, rel_l2, train
+from pipeline import names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONTROLS = {"adamw": {}, "stablegrad": {"reference": "output", "statistic": "rms", "bias": "shared"},
             "clip": {"max_norm": 1.0}, "agc": {"clipping": 0.01, "eps": 1e-3}, "lamb": {},
-            "lra": {"alpha": 0.9, "every": 2}}
+            "lra": {"alpha": 0.9, "every": 2}, "muon": {"momentum": 0.95}, "soap": {"precondition_frequency": 10}}
+
+
+def test_every_control_is_covered():
+    assert set(CONTROLS) == set(names.CONTROLS)
 
 
 def _data(problem="poisson", n_domain=128, n_boundary=32):
@@ -47,7 +52,8 @@ def test_loss_annealing_moves_the_boundary_weight_and_only_lra_does(cfg):
     assert len({row[3] for row in lra.history}) > 1
 
 
-@pytest.mark.parametrize("control", ["adamw", "stablegrad", "agc", "lra"])
+# soap (precondition_frequency 10) refreshes its eigenbases at steps 11, 21 and 31, across the stop at 25
+@pytest.mark.parametrize("control", ["adamw", "stablegrad", "agc", "lra", "muon", "soap"])
 def test_resume_equals_uninterrupted_run(tmp_path, cfg, control):
     data = _data()
     full = train(cfg, "poisson", 3, control, data, seed=1, progress=False)
