@@ -140,3 +140,20 @@ def test_only_the_library_is_installed(tmp_path):
     wheel = next(tmp_path.glob("stablegrad-*.whl"))
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"stablegrad"}
+
+
+def test_make_repro_names_a_bad_key_before_dvc_parses_dvc_yaml(tmp_path):
+    """Issue 22, defect 2: `pinn.depths: 4` (a scalar) made DVC fail first ("'Value' object is not iterable",
+    from the `matrix` of dvc.yaml) without naming the key. `make repro` checks the params file before `dvc repro`;
+    this runs that check (the Makefile target) with this interpreter."""
+    raw = committed()
+    raw["pinn"]["depths"] = 4
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = subprocess.run(["make", "-s", "check-params", f"BIN={Path(sys.executable).parent}", f"PARAMS={params}"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "error: params: `pinn.depths` = 4 is not valid; allowed: a list" in proc.stderr
+    ok = subprocess.run(["make", "-s", "check-params", f"BIN={Path(sys.executable).parent}"], cwd=ROOT,
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
