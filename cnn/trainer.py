@@ -246,9 +246,9 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
         st = run
 
     log = (lambda msg: print(f"[cnn] {msg}", flush=True)) if d.main else (lambda msg: None)
-    if runs.resume(checkpoint, key, restore, parts, map_location=device, log=log):
-        if d.main and progress:
-            print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
+    resumed = runs.resume(checkpoint, key, restore, parts, map_location=device, log=log)
+    if resumed and d.main and progress:
+        print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
 
     chance = 1.0 / cfg.num_classes
     while st.epoch < cfg.epochs and not st.diverged:
