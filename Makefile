@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install repro test lint bench cpu-study clean
+PARAMS ?= params.yaml
+
+.PHONY: install check-params repro test lint bench cpu-study clean
 
 # (Re)create .venv and install the project with its pipeline + dev + notebook extras.
 # Reruns whenever pyproject.toml or constraints.txt change.
@@ -17,9 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Reproduce every result and figure on the default (CPU-sized) params.yaml (its first stage checks the file).
+# The params check (as dvc.yaml's check_params stage), run before DVC parses dvc.yaml: a value its `matrix` cannot
+# take (a scalar `pinn.depths`) is then named in one line instead of DVC's "'Value' object is not iterable".
+check-params:
+	$(BIN)/python -m pinn.config $(PARAMS)
+	$(BIN)/python -m cnn.config $(PARAMS)
+
+# Reproduce every result and figure on the default (CPU-sized) params.yaml, after the params check.
 # The venv's bin comes first on PATH so that the `python` of each dvc.yaml stage is the venv's.
 repro: install
+	$(MAKE) --no-print-directory check-params
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The whole test suite (unit tests, DDP, DeepXDE interop, notebooks).

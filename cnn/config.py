@@ -1,10 +1,13 @@
 """The `cnn:` section of params.yaml (and the optional `cnn_imagenet:`): one dataclass, validated before any
 work starts. params.yaml is the one place of the values: every key is required.
 
-Architectures: any torchvision classification builder (`torchvision.models.list_models`), e.g. resnet50,
-efficientnet_v2_s, resnet18, mobilenet_v3_small. Variants: `<bn|nobn>-<control>` (pipeline/names.py).
-Data paths are not checked here but by the stage that reads them (cnn/data.py), so a machine without
-ImageNet can still run everything else.
+Architectures: any torchvision classification builder (`torchvision.models.list_models`) that has BatchNorm
+layers and runs on `image_size` with the chosen stem, with and without BatchNorm (checked on the meta device),
+e.g. resnet50, efficientnet_v2_s, resnet18, mobilenet_v3_small. Variants: `<bn|nobn>-<control>`
+(pipeline/names.py). The batch size and the validation split are checked against the training set's size where
+it is known without reading the data (digits, cifar100). Data paths, and the size of an ImageNet folder, are not
+checked here but by the stage that reads them (cnn/data.py), so a machine without ImageNet can still run
+everything else.
 
     python -m cnn.config params.yaml      # exits 2 with one line naming the key
 """
@@ -16,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cnn.models import available_archs
+from cnn.data import training_images
+from cnn.models import available_archs, why_not_trainable
 from pipeline import validate as v
 from pipeline.controls import OPTIONS as CONTROL_OPTIONS
 from pipeline.controls import BaseSettings
@@ -113,7 +117,7 @@ SPEC = {
     "weight_decay": v.number(0, 10),
     "warmup_epochs": v.integer(0),
     "label_smoothing": v.number(0, 1),
-    "seeds": v.list_of(v.integer(0)),
+    "seeds": v.seeds,
     "num_workers": v.integer(0),
     "device": _device,
     "amp": v.choice(*AMP),
@@ -132,6 +136,15 @@ def validate(section, prefix: str = "cnn") -> CnnConfig:
     if cfg.dataset == "imagenet" and not cfg.imagenet_path:
         v.fail(f"{prefix}.imagenet_path", cfg.imagenet_path,
                f"the ImageNet-1k root holding train/ and val/ (`{prefix}.dataset` is imagenet)")
+    n = training_images(cfg.dataset, cfg.val_fraction, cfg.train_subset, key=f"{prefix}.val_fraction")
+    if n is not None and cfg.batch_size > n:  # drop_last: a batch larger than the training set gives no step
+        v.fail(f"{prefix}.batch_size", cfg.batch_size, f"an integer >= 1 and <= {n} (the training images of "
+               f"{cfg.dataset} with val_fraction {cfg.val_fraction:g} and train_subset {cfg.train_subset})")
+    for i, arch in enumerate(cfg.archs):
+        why = why_not_trainable(arch, cfg.num_classes, cfg.image_size, cfg.stem, min(cfg.batch_size, 2))
+        if why is not None:
+            v.fail(f"{prefix}.archs[{i}]", arch, f"a torchvision classifier with BatchNorm that runs on "
+                   f"{cfg.image_size} px images with stem {cfg.stem!r}; this one {why}")
     return cfg
 
 

@@ -15,6 +15,7 @@ never used for choices. `train_subset` then applies to the remaining training im
 """
 from __future__ import annotations
 
+import math
 import socket
 from pathlib import Path
 
@@ -55,9 +56,40 @@ class DigitsDataset(Dataset):
 
 
 VAL_SEED = 12345  # the validation split is fixed (independent of `seed`, the same for every variant)
+DIGITS_IMAGES, DIGITS_TEST_FRACTION = 1797, 0.2
+TRAIN_IMAGES = {"digits": DIGITS_IMAGES - math.ceil(DIGITS_TEST_FRACTION * DIGITS_IMAGES), "cifar100": 50_000}
+MIN_DIGITS_VAL = 10  # one validation image per class at least
 
 
-def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float = 0.2,
+def digits_val_size(n_train: int, val_fraction: float, key: str = "cnn.val_fraction") -> int:
+    """The validation images taken out of `n_train` digits training images (scikit-learn rounds up)."""
+    if round(n_train * val_fraction) < MIN_DIGITS_VAL:
+        raise BadInput(f"params: `{key}` = {val_fraction} is not valid; allowed: 0, or a fraction that leaves at "
+                       f"least {MIN_DIGITS_VAL} validation images (one per class) out of {n_train}")
+    return math.ceil(n_train * val_fraction)
+
+
+def val_size(n: int, val_fraction: float, key: str = "cnn.val_fraction") -> int:
+    """The validation images taken out of a file-backed training set of `n` images (split_indices)."""
+    n_val = round(n * val_fraction)
+    if not 0 < n_val < n:
+        raise BadInput(f"params: `{key}` = {val_fraction} is not valid; allowed: 0, or a fraction that leaves at "
+                       f"least one training and one validation image out of {n}")
+    return n_val
+
+
+def training_images(dataset: str, val_fraction: float, train_subset: int, key: str = "cnn.val_fraction"):
+    """How many images a run trains on, known from the params alone (digits, cifar100; None for imagenet,
+    whose size is only known from its folder). BadInput naming `key` if the validation part is too small."""
+    if dataset not in TRAIN_IMAGES:
+        return None
+    n = TRAIN_IMAGES[dataset]
+    if val_fraction > 0:
+        n -= (digits_val_size if dataset == "digits" else val_size)(n, val_fraction, key)
+    return min(n, train_subset) if train_subset else n
+
+
+def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float = DIGITS_TEST_FRACTION,
                       val_fraction: float = 0.0):
     """Return (train_images, train_labels, test_images, test_labels) as float/int64 tensors; with
     `val_fraction` > 0 also (val_images, val_labels) appended, a stratified part of the training split."""
@@ -70,9 +102,7 @@ def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float 
     tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=d.target)
     va = None
     if val_fraction > 0:
-        if round(len(tr) * val_fraction) < 10:
-            raise BadInput(f"`cnn.val_fraction` = {val_fraction} gives fewer than 10 validation images (one "
-                             f"per class) out of {len(tr)}; use a larger fraction or 0")
+        digits_val_size(len(tr), val_fraction)
         tr, va = train_test_split(tr, test_size=val_fraction, random_state=VAL_SEED, stratify=d.target[tr])
     mean, std = x[tr].mean(), x[tr].std()
     x = (x - mean) / std
@@ -83,10 +113,7 @@ def load_digits_split(image_size: int = 32, seed: int = 0, test_fraction: float 
 
 def split_indices(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
     """(train indices, validation indices) of a data set of size n: a fixed seeded permutation."""
-    n_val = round(n * val_fraction)
-    if val_fraction > 0 and not 0 < n_val < n:
-        raise BadInput(f"`cnn.val_fraction` = {val_fraction} leaves no training or no validation image "
-                         f"out of {n}")
+    n_val = val_size(n, val_fraction) if val_fraction > 0 else 0
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED)).tolist()
     return sorted(perm[n_val:]), sorted(perm[:n_val])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import torch
 import torchvision
 from torch import nn
 
@@ -57,6 +58,25 @@ def build_model(arch: str, num_classes: int, batchnorm: bool = True, stem: str =
     if not batchnorm:
         remove_batchnorm_(model)
     return model
+
+
+@functools.cache
+def why_not_trainable(arch: str, num_classes: int, image_size: int, stem: str, batch: int) -> str | None:
+    """None if `arch` builds with BatchNorm, and with it and without it maps a (batch, 3, S, S) training batch
+    to (batch, num_classes) logits; else why not, in a few words. Shapes only: built and run on the meta
+    device (no memory, no arithmetic), so the params check can afford it."""
+    x = torch.empty(batch, 3, image_size, image_size, device="meta")
+    try:
+        with torch.device("meta"):
+            model = build_model(arch, num_classes, batchnorm=True, stem=stem).train()
+            if not batchnorm_params(model):
+                return "has no BatchNorm layer to remove (the stress test compares it with and without)"
+            shapes = [tuple(model(x).shape), tuple(remove_batchnorm_(model)(x).shape)]
+    except Exception as err:  # noqa: BLE001 -- any failure of the model on this input: report it in one line
+        return f"does not run on {image_size} px images, batch {batch} ({(str(err).splitlines() or [''])[0][:120]})"
+    if shapes != [(batch, num_classes)] * 2:
+        return f"gives outputs of shape {shapes[0]}, not (batch, classes)"
+    return None
 
 
 def count_params(model: nn.Module) -> int:

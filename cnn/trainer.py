@@ -234,18 +234,21 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
 
     st = RunState()
     key = run_key(cfg, arch, variant, d.world, train_set)
-    ck = runs.load_checkpoint(checkpoint, key, map_location=device,
-                              log=(lambda msg: print(f"[cnn] {msg}", flush=True)) if d.main else (lambda msg: None))
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+    parts = [model, opt, sched, recorder]
+
+    def restore(ck):
+        nonlocal st
+        run = RunState(**ck["run"])
+        for part, name in zip(parts, ("model", "optimizer", "scheduler", "recorder")):
+            part.load_state_dict(ck[name])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
-        recorder.load_state_dict(ck["recorder"])
-        st = RunState(**ck["run"])
-        if d.main and progress:
-            print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
+        st = run
+
+    log = (lambda msg: print(f"[cnn] {msg}", flush=True)) if d.main else (lambda msg: None)
+    resumed = runs.resume(checkpoint, key, restore, parts, map_location=device, log=log)
+    if resumed and d.main and progress:
+        print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
 
     chance = 1.0 / cfg.num_classes
     while st.epoch < cfg.epochs and not st.diverged:

@@ -80,9 +80,10 @@ def read_summary(path: str | Path) -> dict:
 
 
 def save(fig, stem: str | Path) -> None:
-    """Write `stem`.png and `stem`.pdf (stem without suffix) and close the figure."""
+    """Write `stem`.png and `stem`.pdf (stem without suffix) and close the figure; no creation date is embedded,
+    so a rerun writes the same bytes."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+    fig.savefig(stem.with_suffix(".png"), bbox_inches="tight")  # PNG: no date by default
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)

@@ -27,6 +27,9 @@ GEMMS = ("auto", "aten", "onednn")
 INPUT_MAPS = ("box", "none")
 SAMPLERS = ("lhs", "hammersley")
 RESIDUAL_POINTS = ("domain", "all")
+# Upper bounds: beyond them a run cannot be built or held in memory, and it would fail after DVC removed the
+# stage's outputs (a width of 4096 at depth 1024 is already 17 G parameters).
+MAX_WIDTH, MAX_DEPTH, MAX_POINTS = 4096, 1024, 10_000_000
 
 
 @dataclass
@@ -120,12 +123,13 @@ def _device(key, value):
 
 
 PROBLEM = v.choice(*PROBLEMS)
+DEPTHS = v.list_of(v.integer(1, MAX_DEPTH))
 
 
 def _points(key, raw):
     if not isinstance(raw, dict) or not raw:
         v.fail(key, raw, "a mapping problem -> {domain, boundary}")
-    spec = {"domain": v.integer(1), "boundary": v.integer(4)}
+    spec = {"domain": v.integer(1, MAX_POINTS), "boundary": v.integer(4, MAX_POINTS)}
     out = {}
     for name, sub in raw.items():
         PROBLEM(f"{key}.{name}", name)
@@ -135,11 +139,11 @@ def _points(key, raw):
 
 SPEC = {
     "problems": v.list_of(PROBLEM),
-    "depths": v.list_of(v.integer(1)),
+    "depths": DEPTHS,
     "optimizers": v.mapping_of(v.choice(*CONTROLS), lambda key, name: v.sub(
         {**CONTROL_OPTIONS[name], "lr": v.number(0, lo_open=True), "init": v.choice(*SCHEMES),
          "schedule": v.choice(*SCHEDULES)}, optional=PER_CONTROL)),
-    "width": v.integer(1),
+    "width": v.integer(1, MAX_WIDTH),
     "activation": v.choice(*ACTIVATIONS),
     "init": v.choice(*SCHEMES),
     "steps": v.integer(1),
@@ -150,7 +154,7 @@ SPEC = {
     "schedule": v.choice(*SCHEDULES),
     "final_lr_factor": v.number(0, 1, lo_open=True),
     "boundary_weight": v.number(0, lo_open=True),
-    "seeds": v.list_of(v.integer(0)),
+    "seeds": v.seeds,
     "dtype": v.choice(*DTYPES),
     "device": _device,
     "threads": v.integer(1),
@@ -164,7 +168,7 @@ SPEC = {
     "conventions": v.sub({"input_map": v.choice(*INPUT_MAPS), "sampler": v.choice(*SAMPLERS),
                           "residual_points": v.choice(*RESIDUAL_POINTS), "lbfgs_history": v.integer(1, 1000)},
                          Conventions),
-    "ablation": v.sub({"problems": v.list_of(PROBLEM), "depths": v.list_of(v.integer(1)),
+    "ablation": v.sub({"problems": v.list_of(PROBLEM), "depths": DEPTHS,
                        "steps": v.integer(1)}, Ablation),
 }
 
@@ -191,11 +195,19 @@ def load(path="params.yaml") -> PinnConfig:
     return validate(raw_section(path, "pinn"))
 
 
+def check_pipeline(cfg: PinnConfig) -> None:
+    """What dvc.yaml needs beyond a valid section (studies with their own params files do not): the
+    pinn_ablation stages vary StableGrad's options and DVC reads `pinn.optimizers.stablegrad`."""
+    if "stablegrad" not in cfg.optimizers:
+        v.fail("pinn.optimizers", sorted(cfg.optimizers), "a `stablegrad` entry while `pinn.ablation` is set "
+               "(the pinn_ablation stages of dvc.yaml vary StableGrad's options)")
+
+
 @exits_on_bad_input
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else "params.yaml"
-    load(path)
+    check_pipeline(load(path))
     print(f"{path}: pinn section ok")
     return 0
 

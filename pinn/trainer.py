@@ -144,18 +144,19 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     res = RunResult(model, gemm=gemm, boundary_weight=cfg.boundary_weight)
     key = run_key(cfg, problem_name, depth, control, seed, data)
     start, first_loss = 0, None
-    state = runs.load_checkpoint(checkpoint, key, map_location=device)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        recorder.load_state_dict(state["recorder"])
-        if annealing is not None:
-            annealing.load_state_dict(state["annealing"])
+    parts = [model, opt, sched, recorder] + ([annealing] if annealing is not None else [])
+
+    def restore(state):
+        nonlocal start, first_loss
+        history = [tuple(row) for row in state["history"]]
+        done = (state["step"], state["first_loss"], state["wall_time_s"], state["diverged"], state["final_loss"])
+        for part, name in zip(parts, ("model", "optimizer", "scheduler", "recorder", "annealing")):
+            part.load_state_dict(state[name])
         torch.set_rng_state(state["rng"])
-        start, first_loss = state["step"], state["first_loss"]
-        res.history = [tuple(row) for row in state["history"]]
-        res.wall_time_s, res.diverged, res.final_loss = state["wall_time_s"], state["diverged"], state["final_loss"]
+        start, first_loss, res.wall_time_s, res.diverged, res.final_loss = done
+        res.history = history
+
+    runs.resume(checkpoint, key, restore, parts, map_location=device)
 
     def save(step):
         runs.save_checkpoint(checkpoint, key, {

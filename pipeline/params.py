@@ -18,13 +18,28 @@ from pipeline.validate import BadInput
 SECTIONS = ("pinn", "cnn", "cnn_imagenet")  # cnn_imagenet: optional second CNN setting (paper scale)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a mapping with a repeated key (YAML keeps the last; DVC rejects the file)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key `{key}` appears twice in one mapping (DVC rejects such a file)",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read(path: str | Path = "params.yaml") -> dict:
     """The raw mapping of `path`, or ValueError with one line (missing file, YAML syntax, unknown section)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"params file {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

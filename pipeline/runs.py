@@ -13,15 +13,18 @@ file and writes
 Checkpoints (`<ckpt>/seed<k>.pt`, outside the DVC outputs) hold plain types and tensors only, are loaded
 with `weights_only=True`, and are resumed only when their run key matches: a hash of the settings the run
 reads, its training data and the source files it executes, so a code change retrains instead of reusing a
-stale result.
+stale result. One that cannot be read, or whose contents do not fit the run, is set aside (`<ckpt>.unreadable`)
+with one line, and the run starts afresh.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
 import math
 import os
+import pickle
 import statistics
 from pathlib import Path
 
@@ -81,6 +84,17 @@ def save_checkpoint(path: str | Path | None, key: str, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _set_aside(path: Path, why: str, err: Exception, log) -> None:
+    """Move a checkpoint that cannot be used to `<path>.unreadable` and say so in one line."""
+    if isinstance(err, pickle.UnpicklingError):  # torch's message advises weights_only=False: it would run the file
+        detail = "not made of plain types and tensors only; refused, nothing in it was run"
+    else:
+        detail = (str(err).splitlines() or [""])[0][:200]
+    aside = path.with_name(path.name + ".unreadable")
+    os.replace(path, aside)
+    log(f"checkpoint {path} {why} ({type(err).__name__}: {detail}); moved to {aside}, starting the run afresh")
+
+
 def load_checkpoint(path: str | Path | None, key: str, map_location=None, log=print) -> dict | None:
     """The state saved at `path` if it exists, is readable and has run key `key`; else None.
 
@@ -95,15 +109,33 @@ def load_checkpoint(path: str | Path | None, key: str, map_location=None, log=pr
         if not isinstance(state, dict) or "key" not in state:
             raise ValueError("not a checkpoint of this project")
     except Exception as err:  # noqa: BLE001 -- any unreadable file: set aside, never crash the stage
-        aside = path.with_name(path.name + ".unreadable")
-        os.replace(path, aside)
-        log(f"checkpoint {path} is unreadable ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "
-            f"moved to {aside}, starting the run afresh")
+        _set_aside(path, "is unreadable", err, log)
         return None
     if state["key"] != key:
         log(f"checkpoint {path} is from other settings, data or code; starting the run afresh")
         return None
     return state
+
+
+def resume(path: str | Path | None, key: str, restore, fresh=(), map_location=None, log=print) -> bool:
+    """Resume a run from the checkpoint at `path` (read as `load_checkpoint` does): `restore(state)` loads it
+    into the run. If its contents do not fit the run (`restore` raises: an entry missing, a tensor of another
+    shape), every object of `fresh` (each with state_dict / load_state_dict: model, optimizer, ...) and the torch
+    RNG are put back as they were, the file is set aside like an unreadable one, and the run starts afresh.
+    True if the run was resumed."""
+    state = load_checkpoint(path, key, map_location, log)
+    if state is None:
+        return False
+    before, rng = [copy.deepcopy(x.state_dict()) for x in fresh], torch.get_rng_state()
+    try:
+        restore(state)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        for x, sd in zip(fresh, before):
+            x.load_state_dict(sd)
+        torch.set_rng_state(rng)
+        _set_aside(Path(path), "does not fit this run", err, log)
+        return False
+    return True
 
 
 # -- the per-seed outputs and the summary ----------------------------------------------------------------

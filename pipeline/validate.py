@@ -51,6 +51,14 @@ def integer(lo: int = 0, hi: int | None = None) -> Check:
     return check
 
 
+MAX_SEED = 2**32 - 1  # what every seeded generator takes (torch, NumPy, Python) and the CNN seed arithmetic keeps
+
+
+def seeds(key, value):
+    """A list of distinct seeds, each an integer in [0, MAX_SEED]."""
+    return list_of(integer(0, MAX_SEED))(key, value)
+
+
 def number(lo: float = 0.0, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Check:
     """A finite float in [lo, hi] (open ends as asked); numeric strings such as "1e-3" are converted."""
     what = (f"a finite number {'>' if lo_open else '>='} {lo:g}"

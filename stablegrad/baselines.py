@@ -113,6 +113,7 @@ class AdaptiveGradClip(GradientTransform):
         self.clipping, self.eps = float(clipping), float(eps)
         self._last_layer = last_layer
         self._param_groups_changed()
+        self._track_trainable()
 
     def _param_groups_changed(self) -> None:
         layers = find_layers(self.model, {id(p) for p in self.held_params()})
@@ -125,6 +126,7 @@ class AdaptiveGradClip(GradientTransform):
 
     @torch.no_grad()
     def transform_grads_(self) -> None:
+        self._track_trainable()
         self._adaptive_clip_grad(_with_grad(self._clipped), clip_factor=self.clipping, eps=self.eps)
 
 

@@ -42,15 +42,23 @@ class StableGrad(GradientTransform):
         grad_scaler: torch.amp.GradScaler | None = None,
         **options,
     ):
+        if isinstance(base_optimizer, torch.optim.LBFGS):
+            raise TypeError(
+                "StableGrad cannot wrap torch.optim.LBFGS: L-BFGS evaluates the closure several times per step and "
+                "keeps curvature pairs across steps, and gradients rescaled by factors that change between "
+                "evaluations break those pairs (it ends orders of magnitude above plain L-BFGS). L-BFGS is "
+                "insensitive to a fixed per-layer gradient scale anyway: run it unwrapped, e.g. as a finish after "
+                "StableGrad + AdamW")
         super().__init__(base_optimizer, model)
         self.options = Options.from_kwargs(**options)
         self.recorder = recorder
         self.grad_scaler = grad_scaler
         self._reference_layer = reference_layer
         self._param_groups_changed()
+        self._track_trainable()
         self._output_ref = OutputGradientReference(model) if self.options.reference == "output" else None
 
-    def _param_groups_changed(self) -> None:
+    def _param_groups_changed(self) -> None:  # also when a held parameter is frozen or unfrozen (_track_trainable)
         self._layers = find_layers(self.model, {id(p) for p in self.held_params()})
         self._ref_index = reference_index(self._layers, self._reference_layer)
 
@@ -63,6 +71,7 @@ class StableGrad(GradientTransform):
 
     def rescale_grads_(self) -> dict[str, torch.Tensor]:
         """Rescale the current gradients in place (what ``step`` does before the base step)."""
+        self._track_trainable()
         sigma = self._output_ref.pop(self.options.statistic) if self._output_ref is not None else None
         scale = getattr(self.grad_scaler, "_scale", None)
         if sigma is not None and scale is not None and self.grad_scaler.is_enabled():

@@ -7,8 +7,12 @@ optimizer. Subclasses implement one hook, ``transform_grads_()``.
 ``opt.param_groups``, ``opt.state`` and ``opt.defaults`` *are* the base optimizer's (properties, so they stay
 the same objects after ``load_state_dict``): LR schedulers, gradient clipping, GradScaler and checkpoints
 work on the wrapper exactly as on the base. ``state_dict()`` is the base optimizer's, plus, for a subclass
-with a ``state_key``, an entry ``{state_key: {"options": self.options_dict()}}``; loading a checkpoint whose
-options differ warns and keeps the current ones.
+with a ``state_key``, an entry ``{state_key: {"options": self.options_dict()}}``, and ``"param_shapes"`` (the
+shapes of the held parameters); loading a checkpoint whose options differ warns and keeps the current ones,
+loading one of other parameter shapes (another model) raises ``ValueError``.
+
+Which layers a subclass transforms is recomputed when a held parameter is frozen or unfrozen
+(``requires_grad``) after construction (``_track_trainable``), as after ``add_param_group``.
 """
 from __future__ import annotations
 
@@ -89,6 +93,15 @@ class GradientTransform(torch.optim.Optimizer):
         """The parameters of the base optimizer's param groups, in order."""
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _track_trainable(self) -> None:
+        """Call ``_param_groups_changed`` if a held parameter was frozen or unfrozen since the last call (gradual
+        unfreezing): a subclass calls it before it uses the layers it found."""
+        flags = tuple(p.requires_grad for p in self.held_params())
+        if flags != self.__dict__.get("_trainable"):
+            if "_trainable" in self.__dict__:
+                self._param_groups_changed()
+            self._trainable = flags
+
     # -- the step --------------------------------------------------------------------------------------
     def step(self, closure=None):
         """Transform the gradients, then step the base optimizer. With a closure (DeepXDE, L-BFGS), the
@@ -114,15 +127,29 @@ class GradientTransform(torch.optim.Optimizer):
         sd = self.base_optimizer.state_dict()
         if self.state_key is not None:
             sd[self.state_key] = {"options": self.options_dict()}
+        sd["param_shapes"] = [[list(p.shape) for p in group["params"]] for group in self.param_groups]
         return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
+        self._check_shapes(state_dict.pop("param_shapes", None))
         saved = state_dict.pop(self.state_key, None) if self.state_key is not None else None
         if saved is not None and saved.get("options") != self.options_dict():
             warnings.warn(f"{type(self).__name__} options differ from the checkpoint's: {saved.get('options')} "
                           f"(saved) vs {self.options_dict()} (now); keeping the current ones", stacklevel=2)
         self.base_optimizer.load_state_dict(state_dict)
+
+    def _check_shapes(self, saved) -> None:
+        """Raise if a checkpoint's parameter shapes (None: an older checkpoint, not checked) are not these."""
+        if saved is None:
+            return
+        for g, (shapes, group) in enumerate(zip(saved, self.param_groups)):
+            for i, (shape, p) in enumerate(zip(shapes, group["params"])):
+                if tuple(shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"{type(self).__name__}.load_state_dict: param_groups[{g}]['params'][{i}] has shape "
+                        f"{tuple(shape)} in the checkpoint but {tuple(p.shape)} here: the state is from another "
+                        "model (or the parameters are in another order)")
 
     def __getstate__(self):
         return self.__dict__.copy()

@@ -90,3 +90,25 @@ def test_stage_exits_2_with_one_line_before_training(tmp_path, capsys):
 def test_committed_files_are_valid():
     assert load(ROOT / "params.yaml").archs
     assert load(ROOT / "params_paper.yaml").dataset == "cifar100"
+
+
+# -- issue 22, defect 1: values that passed the check and then killed the stage -----------------------------
+@pytest.mark.parametrize("edit, match", [
+    ({"batch_size": 1200}, r"`cnn\.batch_size` = 1200.*<= 1149"),   # 1000 trains: 1149 images
+    ({"val_fraction": 0.001}, r"`cnn\.val_fraction` = 0\.001.*at least 10 validation images"),
+    ({"archs": ["resnet18", "vit_b_16"]}, r"`cnn\.archs\[1\]` = 'vit_b_16'.*32 px"),
+    ({"archs": ["convnext_tiny"]}, r"`cnn\.archs\[0\]` = 'convnext_tiny'.*BatchNorm"),
+    ({"seeds": [0, 18446744073709551616]}, rf"`cnn\.seeds\[1\]`.*<= {2**32 - 1}"),
+])
+def test_values_that_would_kill_the_stage_are_refused(edit, match):
+    with pytest.raises(ValueError, match=match) as e:
+        validate(_with(**edit))
+    assert "\n" not in str(e.value)
+
+
+def test_the_batch_and_validation_bounds_follow_the_data_set():
+    assert validate(_with(batch_size=1149)).batch_size == 1149       # digits: 1437 training images, 20 % held out
+    assert validate(_with(val_fraction=0.0, batch_size=1437)).batch_size == 1437
+    with pytest.raises(ValueError, match=r"`cnn\.batch_size`.*<= 100"):
+        validate(_with(train_subset=100, batch_size=128))
+    assert validate(_with(archs=["resnet18", "efficientnet_v2_s"], stem="cifar")).archs[1] == "efficientnet_v2_s"

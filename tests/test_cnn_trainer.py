@@ -135,6 +135,18 @@ def test_unreadable_checkpoint_is_set_aside(tmp_path, capsys):
     assert str(ckpt) in capsys.readouterr().out
 
 
+def test_a_checkpoint_whose_contents_do_not_fit_is_set_aside(tmp_path, capsys):
+    """Issue 22, defect 5: the right run key but a missing entry crashed every rerun with a KeyError."""
+    cfg, ckpt = _tiny_cfg(epochs=1, warmup_epochs=0), tmp_path / "seed0.pt"
+    train(cfg, "resnet18", "nobn-adamw", checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    del state["run"]
+    torch.save(state, ckpt)
+    res = train(cfg, "resnet18", "nobn-adamw", checkpoint=ckpt, progress=False)
+    assert res.metrics["epochs"] == 1 and (tmp_path / "seed0.pt.unreadable").exists()
+    assert "does not fit" in capsys.readouterr().out
+
+
 def test_nan_loss_is_recorded_as_collapse_and_stops(monkeypatch):
     real_step = trainer.train_step
 

@@ -205,3 +205,18 @@ def test_colors_one_per_control():
         if v != "bn-adamw":
             assert style.color(v) == style.color(v.split("-", 1)[1])
         assert style.label(v) and style.linestyle(v) == ("--" if v.startswith("bn-") else "-")
+
+
+def test_a_figure_saved_twice_is_byte_identical(tmp_path, monkeypatch):
+    """Issue 22, defect 8: the PDF embedded its creation date, so a rerun never reproduced it byte for byte."""
+    from paper_figures.style import save
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    files = []
+    for i in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save(fig, tmp_path / f"run{i}" / "fig")
+        files.append({s: (tmp_path / f"run{i}" / f"fig.{s}").read_bytes() for s in ("png", "pdf")})
+    assert b"CreationDate" not in files[0]["pdf"]
+    assert files[0] == files[1]

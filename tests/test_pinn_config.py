@@ -119,3 +119,38 @@ def test_a_control_may_set_its_own_schedule_and_its_runs_follow_it():
     assert lr_lambda(cfg, cfg.schedule_of("stablegrad"))(end) == pytest.approx(cfg.final_lr_factor)
     with pytest.raises(ValueError, match=r"`pinn.optimizers.adamw.schedule`.*constant \| cosine"):
         validate(_with(optimizers={"adamw": {"schedule": "linear"}}))
+
+
+# -- issue 22, defects 1 and 8: values that passed the check and then killed a stage ---------------------------
+@pytest.mark.parametrize("edit, key, allowed", [
+    ({"width": 1_000_000_000}, "pinn.width", "<= 4096"),
+    ({"depths": [4, 100_000]}, "pinn.depths[1]", "<= 1024"),
+    ({"seeds": [18446744073709551616]}, "pinn.seeds[0]", f"<= {2**32 - 1}"),
+    ({"points": {"burgers": {"domain": 10**12, "boundary": 10}}}, "pinn.points.burgers.domain", "<= 10000000"),
+    ({"ablation": {"problems": ["poisson"], "depths": [10**6], "steps": 5}}, "pinn.ablation.depths[0]", "<= 1024"),
+])
+def test_values_that_would_kill_a_stage_are_refused_with_their_bound(edit, key, allowed):
+    with pytest.raises(ValueError, match=re.escape(f"`{key}`")) as e:
+        validate(_with(**edit))
+    assert allowed in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_duplicated_yaml_key_is_refused_naming_it(tmp_path):
+    """DVC rejects a params file with a repeated key; the check must not let the last one win."""
+    path = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text().replace("  lr: 3.0e-3", "  lr: 3.0e-3\n  lr: 1.0e-3", 1)
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "pinn.config", str(path)], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "`lr`" in proc.stderr and "twice" in proc.stderr and "line" in proc.stderr
+
+
+def test_the_pipeline_check_wants_stablegrad_while_the_ablation_is_set(params_file):
+    """dvc.yaml's pinn_ablation stages read `pinn.optimizers.stablegrad`: without it DVC removed the ablation's
+    outputs, then failed on the missing parameter."""
+    path = params_file(pinn={"optimizers": {"adamw": {}, "agc": {"clipping": 0.01, "eps": 1e-3}}})
+    proc = subprocess.run([sys.executable, "-m", "pinn.config", str(path)], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "`pinn.optimizers`" in proc.stderr and "a `stablegrad` entry while `pinn.ablation` is set" in proc.stderr

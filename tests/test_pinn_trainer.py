@@ -117,7 +117,31 @@ def test_checkpoint_holding_code_is_refused(tmp_path, cfg, capsys):
     torch.save({"key": "x", "payload": Planted()}, ckpt)
     res = train(cfg, "poisson", 2, "adamw", _data(), checkpoint=ckpt, progress=False)
     assert res.finished and (tmp_path / "ckpt.pt.unreadable").exists()
-    assert "unreadable" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "unreadable" in out
+    assert "weights_only" not in out and "can still be loaded" not in out   # torch's advice: run the payload
+
+
+@pytest.mark.parametrize("damage", ["missing key", "wrong shape"])
+def test_a_checkpoint_whose_contents_do_not_fit_is_set_aside_and_the_run_starts_afresh(tmp_path, cfg, damage,
+                                                                                        capsys):
+    """Issue 22, defect 5: a checkpoint with the right run key that loads but holds the wrong contents crashed
+    every rerun (KeyError, size mismatch) and was never set aside."""
+    data, ckpt = _data(), tmp_path / "ckpt.pt"
+    train(cfg, "poisson", 3, "stablegrad", data, checkpoint=ckpt, stop_after=20, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    if damage == "missing key":
+        del state["history"]
+    else:
+        name = next(k for k in state["model"] if k.endswith("weight"))
+        state["model"][name] = torch.zeros(3, 3)
+    torch.save(state, ckpt)
+    res = train(cfg, "poisson", 3, "stablegrad", data, checkpoint=ckpt, progress=False)
+    out = capsys.readouterr().out
+    assert str(ckpt) in out and "does not fit" in out and "Traceback" not in out
+    assert (tmp_path / "ckpt.pt.unreadable").is_file() and torch.load(ckpt, weights_only=True)["step"] == 40
+    fresh = train(cfg, "poisson", 3, "stablegrad", data, progress=False)
+    assert res.steps == 40 and _same_weights(res, fresh) and res.history == fresh.history
 
 
 def test_divergence_is_recorded_and_stops(cfg):

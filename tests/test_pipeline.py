@@ -1,4 +1,6 @@
 """The pipeline glue: the params gate stage, the one aggregate, dvc.yaml's dependencies, packaging."""
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +142,68 @@ def test_only_the_library_is_installed(tmp_path):
     wheel = next(tmp_path.glob("stablegrad-*.whl"))
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"stablegrad"}
+
+
+def test_make_repro_names_a_bad_key_before_dvc_parses_dvc_yaml(tmp_path):
+    """Issue 22, defect 2: `pinn.depths: 4` (a scalar) made DVC fail first ("'Value' object is not iterable",
+    from the `matrix` of dvc.yaml) without naming the key. `make repro` checks the params file before `dvc repro`;
+    this runs that check (the Makefile target) with this interpreter."""
+    raw = committed()
+    raw["pinn"]["depths"] = 4
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = subprocess.run(["make", "-s", "check-params", f"BIN={Path(sys.executable).parent}", f"PARAMS={params}"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "error: params: `pinn.depths` = 4 is not valid; allowed: a list" in proc.stderr
+    ok = subprocess.run(["make", "-s", "check-params", f"BIN={Path(sys.executable).parent}"], cwd=ROOT,
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+
+
+_IMPORTED = r"""
+import importlib, json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+import matplotlib, numpy, scipy, torch, torchvision  # noqa: E401,F401 -- third-party: imported once, shared
+
+def ours():
+    files = {}
+    for name, m in list(sys.modules.items()):
+        f = getattr(m, "__file__", None)
+        if f and Path(f).resolve().is_relative_to(root) and "site-packages" not in Path(f).parts:
+            files[name] = Path(f).resolve().relative_to(root).as_posix()
+    return files
+
+out = {}
+for module in sys.argv[2:]:
+    for name in ours():
+        del sys.modules[name]
+    importlib.import_module(module)
+    out[module] = sorted(set(ours().values()))
+print(json.dumps(out))
+"""
+
+
+def _stage_modules() -> dict[str, list[str]]:
+    return {name: re.findall(r"python -m ([\w.]+)", stage["cmd"]) for name, stage in _stages().items()}
+
+
+def test_every_stage_depends_on_every_repository_file_it_executes():
+    """Issue 22, defect 3: editing pinn/points.py reran nothing (pinn_generate did not depend on it). Each stage's
+    modules are imported afresh and the repository files they load must be in the stage's deps (a folder dep
+    covers its files; empty __init__.py files are left out), and every file dep must be one of them."""
+    modules = _stage_modules()
+    proc = subprocess.run([sys.executable, "-c", _IMPORTED, str(ROOT.resolve()),
+                           *sorted({m for ms in modules.values() for m in ms})],
+                          cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    for name, stage in _stages().items():
+        deps = [d.rstrip("/") for d in stage["deps"] if d.endswith(".py") or (ROOT / d).is_dir()]
+        deps = [d for d in deps if not d.startswith("data/")]
+        executed = {f for m in modules[name] for f in loaded[m] if (ROOT / f).stat().st_size > 0}
+        missing = sorted(f for f in executed if not any(f == d or f.startswith(d + "/") for d in deps))
+        assert not missing, f"{name}: deps lack {missing}"
+        unused = sorted(d for d in deps if not any(f == d or f.startswith(d + "/") for f in executed))
+        assert not unused, f"{name}: deps name {unused}, which the stage does not execute"
