@@ -1,8 +1,10 @@
-"""The points of one problem: seeded Latin hypercube collocation and boundary points, the test grid and the
-reference solution on it (what pinn_generate writes, and what studies regenerate in memory)."""
+"""The points of one problem: seeded Latin hypercube collocation and boundary points (condition after
+condition, pinn.conditions), the test grid and the reference solution on it (what pinn_generate writes, and
+what studies regenerate in memory)."""
 import numpy as np
 from scipy.stats import qmc
 
+from pinn import conditions
 from pinn.problems import PROBLEMS
 
 
@@ -17,7 +19,8 @@ def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0) -
     rng = np.random.default_rng(seed)
     lower, upper = np.array(problem.LOWER), np.array(problem.UPPER)
     domain = qmc.scale(qmc.LatinHypercube(len(lower), seed=rng).random(n_domain), lower, upper)
-    boundary, values = problem.boundary(n_boundary, lambda m: qmc.LatinHypercube(1, seed=rng).random(m)[:, 0])
+    sampler = lambda m: qmc.LatinHypercube(1, seed=rng).random(m)[:, 0]
+    boundary, values, rows = conditions.sample(problem, n_boundary, sampler)
     axes = problem.grid()
-    return {"domain": domain, "boundary": boundary, "boundary_values": values,
+    return {"domain": domain, "boundary": boundary, "boundary_values": values, "condition_rows": np.array(rows),
             "axes": axes, "test_points": grid_points(axes), "test_u": problem.reference(axes)}
