@@ -93,7 +93,7 @@ def condition_rows(problem, n_boundary: int, rows: tuple | None) -> tuple:
     """The boundary rows of each of the problem's conditions: `rows` (PinnData.condition_rows), or all
     n_boundary rows for a problem with one condition."""
     if rows is not None:
-        return tuple(rows)
+        return tuple(int(r) for r in rows)      # plain ints: numpy ones would be traced as tensors by torch.compile
     if len(problem.CONDITIONS) != 1:
         raise ValueError(f"the boundary points do not say which rows belong to which of the problem's "
                          f"{len(problem.CONDITIONS)} conditions: pass PinnData.condition_rows (points.generate's "
