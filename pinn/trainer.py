@@ -93,7 +93,11 @@ def condition_rows(problem, n_boundary: int, rows: tuple | None) -> tuple:
     """The boundary rows of each of the problem's conditions: `rows` (PinnData.condition_rows), or all
     n_boundary rows for a problem with one condition."""
     if rows is not None:
-        return tuple(int(r) for r in rows)      # plain ints: numpy ones would be traced as tensors by torch.compile
+        rows = tuple(int(r) for r in rows)      # plain ints: numpy ones would be traced as tensors by torch.compile
+        if len(rows) != len(problem.CONDITIONS) or sum(rows) != n_boundary or min(rows) < 1:
+            raise ValueError(f"condition_rows {rows} do not fit the problem's {len(problem.CONDITIONS)} conditions "
+                             f"and {n_boundary} boundary points (regenerate the points)")
+        return rows
     if len(problem.CONDITIONS) != 1:
         raise ValueError(f"the boundary points do not say which rows belong to which of the problem's "
                          f"{len(problem.CONDITIONS)} conditions: pass PinnData.condition_rows (points.generate's "

@@ -102,10 +102,14 @@ def test_data_without_condition_rows_is_refused_for_several_conditions(pinn_cfg)
         train(cfg, "heat", 2, "adamw", data, progress=False)
 
 
-def test_condition_rows_are_plain_ints():
+def test_condition_rows_are_plain_ints_that_fit_the_problem():
     # numpy integers (as points.generate's array holds them) would reach torch.compile's graph as tensors and
     # break it (the gemm choice reads the row count): the trainer takes plain ints.
     from pinn.problems import heat
     from pinn.trainer import condition_rows
     rows = condition_rows(heat, 32, generate("heat", 16, 32)["condition_rows"])
     assert rows == (10, 10, 12) and all(type(r) is int for r in rows)
+    with pytest.raises(ValueError, match=r"condition_rows \(10, 22\) do not fit the problem's 3 conditions"):
+        condition_rows(heat, 32, (10, 22))
+    with pytest.raises(ValueError, match="32 boundary points"):
+        condition_rows(heat, 32, (10, 10, 13))
