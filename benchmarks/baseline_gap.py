@@ -12,7 +12,7 @@ train, the converged study's settings) against the same trainer with one DeepXDE
 - `boundary-weight-2`, `adam-1e-3+boundary-weight-2`: boundary weight 2, which was DeepXDE's weighting here
   while our Burgers loss took one mean over all 200 boundary + initial points; DeepXDE sums the boundary and
   the initial condition as two means over 100 points each. The trainer's loss now does the same (each
-  problem's `boundary_loss`), so today these variants weight DeepXDE's sum twice; the committed
+  problem's conditions, pinn.conditions), so today these variants weight DeepXDE's sum twice; the committed
   data/cpu_study/baseline_gap*.json were measured with the single mean (commit 4e4e4fd).
 
 Every variant is run on the same seeds, then (with --lbfgs N) continued by the L-BFGS finish of pinn/finish.py;
@@ -38,6 +38,7 @@ import torch
 from pinn_vs_deepxde import cpu_name
 from scipy.stats import qmc
 
+from pinn import conditions
 from pinn.config import load
 from pinn.finish import lbfgs_finish
 from pinn.points import generate
@@ -54,8 +55,9 @@ def halton_points(problem_name: str, n_domain: int, n_boundary: int, seed: int =
     problem, rng = PROBLEMS[problem_name], np.random.default_rng(seed)
     lower, upper = np.array(problem.LOWER), np.array(problem.UPPER)
     domain = qmc.scale(qmc.Halton(len(lower), seed=rng).random(n_domain), lower, upper)
-    boundary, values = problem.boundary(n_boundary, lambda m: qmc.Halton(1, seed=rng).random(m)[:, 0])
-    return {**generate(problem_name, 1, 4), "domain": domain, "boundary": boundary, "boundary_values": values}
+    boundary, values, rows = conditions.sample(problem, n_boundary, lambda m: qmc.Halton(1, seed=rng).random(m)[:, 0])
+    return {**generate(problem_name, 1, 4), "domain": domain, "boundary": boundary, "boundary_values": values,
+            "condition_rows": np.array(rows)}
 
 
 def variant_data(variant: str, problem: str, n_domain: int, n_boundary: int) -> PinnData:
@@ -65,7 +67,7 @@ def variant_data(variant: str, problem: str, n_domain: int, n_boundary: int) -> 
         domain = np.concatenate([domain, d["boundary"]])
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
     return PinnData(t(domain), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
-                    d["axes"])
+                    d["axes"], tuple(d["condition_rows"]))
 
 
 def one(params: str, variant: str, problem: str, depth: int, seed: int, lbfgs: int) -> tuple:

@@ -37,7 +37,7 @@ def main():
     d = generate("burgers", pts.domain, pts.boundary, seed=0)
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     data = PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
-                    d["axes"])
+                    d["axes"], tuple(d["condition_rows"]))
     medians = {}
     for mode in ("eager", "compiled-rational", "compiled-torch-tanh"):
         pinn.derivatives.fast_tanh = torch.tanh if mode == "compiled-torch-tanh" else RATIONAL

@@ -87,28 +87,34 @@ def deepxde_model(data, width, depth, lr, onednn=False):
     return model
 
 
+def our_points(data):
+    """DeepXDE's points as our trainer lays them out: (x_all = domain then boundary rows, n_domain, targets g,
+    rows per condition). DeepXDE's boundary rows are its [DirichletBC, IC] ones; ours are in
+    burgers.CONDITIONS' order (initial condition, then x = -1, 1)."""
+    n_bc, n_ic = data.num_bcs
+    x_bnd = np.concatenate([data.train_x[n_bc:n_bc + n_ic], data.train_x[:n_bc]])
+    x_dom = data.train_x[n_bc + n_ic:]        # the points DeepXDE's residual loss uses
+    g = np.where(np.isclose(x_bnd[:, 1], 0), -np.sin(np.pi * x_bnd[:, 0]), 0.0)
+    t = lambda a: torch.tensor(a, dtype=torch.float32)
+    return t(np.concatenate([x_dom, x_bnd])), len(x_dom), t(g), (n_ic, n_bc)
+
+
 def our_setup(data, width, depth, lr, compile=False, gemm="auto"):
-    from pinn.derivatives import value_and_derivatives
     from pinn.model import MLP
     from pinn.problems import burgers
+    from pinn.trainer import derivative_function, pinn_losses
 
-    n_bc = sum(data.num_bcs)
-    x_bc = data.train_x[:n_bc]                        # the BC and IC points DeepXDE uses
-    x_dom = data.train_x[n_bc:]                       # the points DeepXDE's residual loss uses
-    g = np.where(np.isclose(x_bc[:, 1], 0), -np.sin(np.pi * x_bc[:, 0]), 0.0)
-    x_all = torch.tensor(np.concatenate([x_dom, x_bc]), dtype=torch.float32)
-    g = torch.tensor(g, dtype=torch.float32)
+    x_all, n, g, rows = our_points(data)
     model = MLP(2, width, depth, 1, "tanh", burgers.LOWER, burgers.UPPER)
     for layer in model.layers:
         torch.nn.init.xavier_normal_(layer.weight)
         torch.nn.init.zeros_(layer.bias)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    n = len(x_dom)
+    derivs = derivative_function(False, gemm)
 
     def loss_fn():
-        u, du, d2u = value_and_derivatives(model, x_all, burgers.SECOND, n, gemm=gemm)
-        res = burgers.residual(x_all[:n], u[:n], du, d2u)
-        return res.square().mean() + burgers.boundary_loss(x_all[n:], (u[n:] - g).square())
+        loss_r, loss_b, _ = pinn_losses(model, burgers, x_all, n, g, derivs, rows)
+        return loss_r + loss_b
 
     loss_fn = torch.compile(loss_fn, dynamic=False) if compile else loss_fn
 

@@ -36,13 +36,13 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]   # the experiments run from the re
 
 import numpy as np
 import torch
-from pinn_vs_deepxde import cpu_name, deepxde_data, deepxde_model
+from pinn_vs_deepxde import cpu_name, deepxde_data, deepxde_model, our_points
 
 from pinn.derivatives import gemm_for
 from pinn.model import MLP
 from pinn.points import grid_points
 from pinn.problems import burgers
-from pinn.trainer import derivative_function, rel_l2
+from pinn.trainer import derivative_function, pinn_losses, rel_l2
 from pipeline.controls import BaseSettings, make_optimizer
 from stablegrad import init_activation_aware_
 
@@ -57,11 +57,7 @@ def test_grid():
 
 def ours(data, width, depth, control, seed, raw_inputs=False, eager=False):
     """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points."""
-    n_bc = sum(data.num_bcs)
-    x_bc, x_dom = data.train_x[:n_bc], data.train_x[n_bc:]
-    g = torch.tensor(np.where(np.isclose(x_bc[:, 1], 0), -np.sin(np.pi * x_bc[:, 0]), 0.0), dtype=torch.float32)
-    x_all = torch.tensor(np.concatenate([x_dom, x_bc]), dtype=torch.float32)
-    n = len(x_dom)
+    x_all, n, g, rows = our_points(data)
     torch.manual_seed(seed)
     box = (None, None) if raw_inputs else (burgers.LOWER, burgers.UPPER)   # None: the identity map
     model = MLP(2, width, depth, 1, "tanh", *box)
@@ -72,9 +68,8 @@ def ours(data, width, depth, control, seed, raw_inputs=False, eager=False):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        u, du, d2u = derivs(model, x_all, burgers.SECOND, n)
-        loss = (burgers.residual(x_all[:n], u[:n], du, d2u).square().mean()
-                + burgers.boundary_loss(x_all[n:], (u[n:] - g).square()))   # the trainer's loss
+        loss_r, loss_b, u = pinn_losses(model, burgers, x_all, n, g, derivs, rows)
+        loss = loss_r + loss_b                                               # the trainer's loss
         if control == "stablegrad":
             opt.observe_output(u)
         loss.backward()

@@ -1,23 +1,26 @@
 """Exact input derivatives of an MLP by forward propagation (Taylor mode, one pass).
 
 For each layer the value h (all N points), the first derivatives dh/dx_i (every input i) and the second
-derivatives d2h/dx_k^2 (the inputs k a residual needs) are stacked into one (N + (d + m) n, H) tensor
-and pushed through ONE matrix product; the activation's derivatives are closed-form (tanh' = 1 - a^2,
-tanh'' = -2 a tanh'). Only the first n points (the collocation points, where the residual is taken)
-carry derivative streams; the boundary points after them need the value alone. Autograd then
-differentiates this forward computation once for the weights, instead of nesting reverse-mode passes as
-DeepXDE does. Streams are separated with `split` (whose backward is a cheap concatenation, unlike
+derivatives d2h/dx_k^2 (the inputs k a residual needs) are stacked into one tensor and pushed through ONE
+matrix product; the activation's derivatives are closed-form (tanh' = 1 - a^2, tanh'' = -2 a tanh'). The
+rows are ordered by what they need: the first n2 points (the collocation points, where the residual is
+taken) carry first and second derivative streams, the next n1 - n2 points (those of the conditions on a
+derivative, e.g. Neumann or an initial velocity) first derivative streams, the rest (value-only conditions,
+e.g. Dirichlet) the value alone. The stacked rows are
+[value: N | first on the n2 rows: d n2 | first on the n1 - n2 rows: d (n1 - n2) | second: m n2].
+Autograd then differentiates this forward computation once for the weights, instead of nesting reverse-mode
+passes as DeepXDE does. Streams are separated with `split` (whose backward is a cheap concatenation, unlike
 slicing or indexing, whose backward fills a zero tensor per use). The output layer (one unit) is a
 multiply-and-sum, not a matrix product, so that its backward is elementwise too. The hidden-layer
 products run on PyTorch's own (MKL) or on oneDNN's kernels, whichever pinn.gemm measured faster on this
 CPU for these shapes (`gemm="auto"`; or as forced, see `gemm_for`).
 
 The elementwise work, which torch.compile fuses into one kernel per layer and direction, is kept lean:
-the pre-activation is split into its residual rows (which need a, a', a'') and the boundary rows (the value
-alone) before the activation, so that no derivative is computed for rows that do not carry streams and the
-backward has no zero-padded slice gradients; and under torch.compile float32 tanh is a rational
-approximation (`fast_tanh`, 1.7x cheaper than PyTorch's vectorised tanh, which dominated the forward
-kernels) whose backward is the closed form 1 - a^2 like torch.tanh's.
+the pre-activation is split into its residual rows (which need a, a', a''), its first-derivative rows
+(a, a') and its value-only rows (a) before the activation, so that no derivative is computed for rows
+that do not carry its streams and the backward has no zero-padded slice gradients; and under torch.compile
+float32 tanh is a rational approximation (`fast_tanh`, 1.7x cheaper than PyTorch's vectorised tanh, which
+dominated the forward kernels) whose backward is the closed form 1 - a^2 like torch.tanh's.
 """
 import torch
 
@@ -91,25 +94,30 @@ def _act(name, z):
     raise ValueError(f"no closed-form derivatives for activation {name!r}")
 
 
-def stacked_rows(n_points: int, n_inputs: int, n_second: int, n_deriv: int | None = None) -> int:
-    """Rows of the stacked hidden-layer products: the value at every point, then d + m derivative streams
-    on the first n_deriv points."""
-    n = n_points if n_deriv is None else n_deriv
-    return n_points + (n_inputs + n_second) * n
+def stacked_rows(n_points: int, n_inputs: int, n_second: int, n_deriv: int | None = None,
+                 n_first: int | None = None) -> int:
+    """Rows of the stacked hidden-layer products: the value at every point, d first-derivative streams on
+    the first n_first points and m second-derivative streams on the first n_deriv (<= n_first) points."""
+    n2 = n_points if n_deriv is None else n_deriv
+    n1 = n2 if n_first is None else n_first
+    return n_points + n_inputs * n1 + n_second * n2
 
 
-def gemm_for(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, choice: str = "auto") -> GemmChoice:
-    """The product library value_and_derivatives(model, x, second, n_deriv) takes with gemm=`choice`:
-    (gemm, reason, timings); pass `.gemm` on as value_and_derivatives(..., gemm=...) and print/record
-    `.reason`. "auto" measures once per CPU model / PyTorch / shape bucket and caches (pinn.gemm)."""
+def gemm_for(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, choice: str = "auto", *,
+             n_first: int | None = None) -> GemmChoice:
+    """The product library value_and_derivatives(model, x, second, n_deriv, n_first=n_first) takes with
+    gemm=`choice`: (gemm, reason, timings); pass `.gemm` on as value_and_derivatives(..., gemm=...) and
+    print/record `.reason`. "auto" measures once per CPU model / PyTorch / shape bucket and caches (pinn.gemm)."""
     width = model.layers[0].weight.shape[0]
-    rows = stacked_rows(x.shape[0], x.shape[1], len(tuple(second)), n_deriv)
+    rows = stacked_rows(x.shape[0], x.shape[1], len(tuple(second)), n_deriv, n_first)
     return gemm_choice(choice, width, rows, x.dtype, x.device)
 
 
-def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, gemm: str = "auto"):
-    """u (N,) at every point; du (n, d) with du[:, i] = du/dx_i and d2u = {k: d2u/dx_k^2 (n,)} for k in
-    `second`, at the first n = n_deriv points (all N by default).
+def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, gemm: str = "auto", *,
+                          n_first: int | None = None):
+    """u (N,) at every point; du (n1, d) with du[:, i] = du/dx_i at the first n1 = n_first points, and
+    d2u = {k: d2u/dx_k^2 (n2,)} for k in `second` at the first n2 = n_deriv points (n2 <= n1; both all N
+    by default, n1 = n2 by default).
 
     `model` is a pinn.model.MLP; exact to floating-point rounding (checked against nested autograd).
     `gemm`: "auto" | "aten" | "onednn": the library of the hidden-layer products (see `gemm_for`; "auto"
@@ -117,40 +125,54 @@ def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | No
     """
     layers = model.layers
     N, d = x.shape
-    n = N if n_deriv is None else n_deriv
-    if not 0 <= n <= N:
-        raise ValueError(f"n_deriv must be in [0, {N}], got {n}")
+    n2 = N if n_deriv is None else n_deriv
+    n1 = n2 if n_first is None else n_first
+    if not 0 <= n2 <= N:
+        raise ValueError(f"n_deriv must be in [0, {N}], got {n2}")
+    if not n2 <= n1 <= N:
+        raise ValueError(f"n_first must be in [n_deriv = {n2}, {N}], got {n1}")
+    c = n1 - n2                                 # rows with first derivatives only
     second = tuple(second)
     m = len(second)
     prefix = second == tuple(range(m))          # the common case: split instead of index
-    onednn = use_onednn(x, gemm, width=layers[0].weight.shape[0], n_rows=stacked_rows(N, d, m, n))
-    split = [N, d * n, m * n]                   # value of all points | first | second derivatives
+    onednn = use_onednn(x, gemm, width=layers[0].weight.shape[0], n_rows=stacked_rows(N, d, m, n2, n1))
+    # value of all points | first derivatives on the n2 residual rows | on the c condition rows | second
+    split = [N, d * n2, d * c, m * n2] if c else [N, d * n2, m * n2]
 
-    def streams(z, dz, d2z):
-        """The next stacked tensor from the pre-activation z (N, H) and the incoming derivatives dz (d, n, H),
-        d2z (m, n, H) or None (zero). a' and a'' only on the n stream rows; split, not sliced (see above)."""
-        if torch.compiler.is_compiling():   # fused kernels: no derivative work on the boundary rows
-            z_res, z_bnd = z.split([n, N - n], 0)
-            a, a1, a2 = _act(model.activation, z_res)
-            values = [a, _value(model.activation, z_bnd)]
+    def streams(z, dz, dzc, d2z):
+        """The next stacked tensor from the pre-activation z (N, H) and the incoming derivatives dz (d, n2, H),
+        dzc (d, c, H), d2z (m, n2, H) or None (zero). a' only on the n1 stream rows, a'' only on the n2
+        residual rows; split, not sliced (see above)."""
+        if torch.compiler.is_compiling():   # fused kernels: no derivative work on rows without those streams
+            parts = z.split([n2, c, N - n1] if c else [n2, N - n2], 0)
+            a, a1, a2 = _act(model.activation, parts[0])
+            values = [a]
+            if c:
+                ac, a1c, _ = _act(model.activation, parts[1])   # a'' unused there: compiled away
+                values.append(ac)
+            values.append(_value(model.activation, parts[-1]))
         else:                               # eager: fewer, larger operations are faster (same numbers)
             a, a1, a2 = _act(model.activation, z)
-            a1, a2, values = a1[:n], a2[:n], [a]
+            a1c = a1[n2:n1] if c else None
+            a1, a2, values = a1[:n2], a2[:n2], [a]
         dzs = dz[:m] if prefix else dz[list(second)]
         d2h = a2 * dzs * dzs if d2z is None else a2 * dzs * dzs + a1 * d2z
-        return torch.cat([*values, (a1 * dz).flatten(0, 1), d2h.flatten(0, 1)], 0)
+        first = [(a1 * dz).flatten(0, 1), (a1c * dzc).flatten(0, 1)] if c else [(a1 * dz).flatten(0, 1)]
+        return torch.cat([*values, *first, d2h.flatten(0, 1)], 0)
 
     h0 = (x - model.center) * model.scale
     w0 = layers[0].weight
     z = torch.addmm(layers[0].bias, h0, w0.t())                   # (N, H)
     g = (w0 * model.scale).t().unsqueeze(1)                       # (d, 1, H): dz/dx_i, constant; d2z = 0
-    stacked = streams(z, g, None)
+    stacked = streams(z, g, g, None)
     for layer in layers[1:-1]:
-        z, dz, d2z = linear_nt(stacked, layer.weight, onednn).split(split, 0)
-        stacked = streams(z + layer.bias, dz.unflatten(0, (d, n)), d2z.unflatten(0, (m, n)))
+        z, dz, *dzc, d2z = linear_nt(stacked, layer.weight, onednn).split(split, 0)
+        dzc = dzc[0].unflatten(0, (d, c)) if c else None
+        stacked = streams(z + layer.bias, dz.unflatten(0, (d, n2)), dzc, d2z.unflatten(0, (m, n2)))
     out = layers[-1]
-    u, du, d2 = (stacked * out.weight[0]).sum(1).split(split)         # one output unit
-    return u + out.bias[0], du.view(d, n).t(), dict(zip(second, d2.view(m, n).unbind(0)))
+    u, du, *duc, d2 = (stacked * out.weight[0]).sum(1).split(split)         # one output unit
+    du = torch.cat([du.view(d, n2), duc[0].view(d, c)], 1) if c else du.view(d, n2)
+    return u + out.bias[0], du.t(), dict(zip(second, d2.view(m, n2).unbind(0)))
 
 
 def autograd_derivatives(model, x: torch.Tensor, second=(0,)):

@@ -58,7 +58,7 @@ def lbfgs_finish(model, problem, data: PinnData, derivs, boundary_weight: float,
     evals, last = [0], [math.nan]
 
     def objective():
-        loss_r, loss_b, _ = pinn_losses(model, problem, x_all, n_dom, g, derivs)
+        loss_r, loss_b, _ = pinn_losses(model, problem, x_all, n_dom, g, derivs, data.condition_rows)
         return loss_r + boundary_weight * loss_b
 
     def closure():

@@ -1,8 +1,10 @@
-"""The points of one problem: seeded Latin hypercube (or Hammersley) collocation and boundary points, the test grid and the
-reference solution on it (what pinn_generate writes, and what studies regenerate in memory)."""
+"""The points of one problem: seeded Latin hypercube (or Hammersley: pinn.conventions.sampler) collocation and
+boundary points (condition after condition, pinn.conditions), the test grid and the reference solution on it
+(what pinn_generate writes, and what studies regenerate in memory)."""
 import numpy as np
 from scipy.stats import qmc
 
+from pinn import conditions
 from pinn.problems import PROBLEMS
 
 
@@ -46,9 +48,9 @@ def generate(problem_name: str, n_domain: int, n_boundary: int, seed: int = 0, s
     lower, upper = np.array(problem.LOWER), np.array(problem.UPPER)
     inside, on_boundary = samplers(sampler, len(lower), seed)
     domain = qmc.scale(inside(n_domain), lower, upper)
-    boundary, values = problem.boundary(n_boundary, on_boundary)
+    boundary, values, rows = conditions.sample(problem, n_boundary, on_boundary)
     if residual_points == "all":
         domain = np.concatenate([domain, boundary])
     axes = problem.grid()
-    return {"domain": domain, "boundary": boundary, "boundary_values": values,
+    return {"domain": domain, "boundary": boundary, "boundary_values": values, "condition_rows": np.array(rows),
             "axes": axes, "test_points": grid_points(axes), "test_u": problem.reference(axes)}

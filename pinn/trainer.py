@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pinn import conditions
 from pinn.config import PinnConfig
 from pinn.derivatives import gemm_for, value_and_derivatives
 from pinn.loss_annealing import LossWeightAnnealing
@@ -21,17 +22,19 @@ from stablegrad import GradScaleRecorder
 # What a run executes: part of its run key, and the deps of the pinn_train stages in dvc.yaml (a test keeps
 # the two the same).
 SOURCES = ("pinn/stages/train.py", "pinn/config.py", "pinn/trainer.py", "pinn/model.py", "pinn/derivatives.py",
-           "pinn/gemm.py", "pinn/loss_annealing.py", "pinn/problems", *runs.SHARED_SOURCES)
+           "pinn/gemm.py", "pinn/loss_annealing.py", "pinn/problems", "pinn/conditions.py", *runs.SHARED_SOURCES)
 
 
 @dataclass
 class PinnData:
     domain: torch.Tensor           # (N, d) collocation points
-    boundary: torch.Tensor         # (M, d) boundary / initial points
-    boundary_values: torch.Tensor  # (M,)
+    boundary: torch.Tensor         # (M, d) boundary / initial points, condition after condition
+    boundary_values: torch.Tensor  # (M,) the conditions' targets g
     test: torch.Tensor             # (P, d) test-grid points (row-major over the grid)
     reference: np.ndarray          # reference u on the test grid, shape (len(axes[1]), len(axes[0]))
     axes: list                     # the test grid's 1D axes
+    condition_rows: tuple | None = None   # boundary rows of each condition (pinn.conditions.sample's order);
+                                          # None: all M rows (allowed for a problem with one condition only)
 
 
 @dataclass
@@ -54,8 +57,9 @@ def load_data(data_dir, dtype=torch.float32, device="cpu") -> PinnData:
     test = np.load(d / "test.npz")
     axes = [test[f"axis{i}"] for i in range(int(test["ndim"]))]
     t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)
+    rows = tuple(int(r) for r in pts["condition_rows"]) if "condition_rows" in pts.files else None
     return PinnData(t(pts["domain"]), t(pts["boundary"]), t(pts["boundary_values"]),
-                    t(test["points"]), test["u"], axes)
+                    t(test["points"]), test["u"], axes, rows)
 
 
 def rel_l2(pred, ref) -> float:
@@ -85,23 +89,44 @@ def run_key(cfg: PinnConfig, problem: str, depth: int, control: str, seed: int, 
                         runs.source_files(SOURCES))
 
 
-def pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs=value_and_derivatives):
-    """(residual loss, boundary loss, u): mean(residual^2) on the domain points and the problem's
-    boundary_loss of (u - g)^2 on the boundary points (one mean per condition, as DeepXDE), with one
-    derivative pass over all points (domain first, then boundary; derivatives on the domain points only);
+def condition_rows(problem, n_boundary: int, rows: tuple | None) -> tuple:
+    """The boundary rows of each of the problem's conditions: `rows` (PinnData.condition_rows), or all
+    n_boundary rows for a problem with one condition."""
+    if rows is not None:
+        rows = tuple(int(r) for r in rows)      # plain ints: numpy ones would be traced as tensors by torch.compile
+        if len(rows) != len(problem.CONDITIONS) or sum(rows) != n_boundary or min(rows) < 1:
+            raise ValueError(f"condition_rows {rows} do not fit the problem's {len(problem.CONDITIONS)} conditions "
+                             f"and {n_boundary} boundary points (regenerate the points)")
+        return rows
+    if len(problem.CONDITIONS) != 1:
+        raise ValueError(f"the boundary points do not say which rows belong to which of the problem's "
+                         f"{len(problem.CONDITIONS)} conditions: pass PinnData.condition_rows (points.generate's "
+                         f"'condition_rows')")
+    return (n_boundary,)
+
+
+def pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs=value_and_derivatives, rows=None):
+    """(residual loss, boundary loss, u): mean(residual^2) on the domain points and the sum over the problem's
+    conditions of the mean squared condition residual on its boundary rows (`rows`, see condition_rows; one
+    mean per condition, as DeepXDE), with one derivative pass over all points (domain first, then boundary;
+    second derivatives on the domain points, first derivatives there and on the conditions that read them);
     u is the network output on all of them. The training loss is residual + boundary_weight * boundary."""
-    u, du, d2u = derivs(model, x_all, problem.SECOND, n_domain)
-    res = problem.residual(x_all[:n_domain], u[:n_domain], du, d2u)
-    squared_error = (u[n_domain:] - boundary_values).square()
-    return res.square().mean(), problem.boundary_loss(x_all[n_domain:], squared_error), u
+    rows = condition_rows(problem, len(x_all) - n_domain, rows)
+    n_first = n_domain + conditions.first_rows(problem, rows)
+    u, du, d2u = derivs(model, x_all, problem.SECOND, n_domain, n_first=n_first)
+    x_dom, x_bnd = x_all.split([n_domain, len(x_all) - n_domain])
+    u_dom, u_bnd = u.split([n_domain, len(u) - n_domain])
+    du_dom, du_bnd = du.split([n_domain, n_first - n_domain])
+    res = problem.residual(x_dom, u_dom, du_dom, d2u)
+    return res.square().mean(), conditions.boundary_loss(problem, rows, x_bnd, u_bnd, du_bnd, boundary_values), u
 
 
 def derivative_function(compile: bool, gemm: str):
     """value_and_derivatives with the products `gemm`, or its torch.compile'd version (forward + backward fused
     by inductor; cached on disk, so only the first run of a (depth, points, dtype) shape pays the compile
     time). The loss itself stays eager so that a hook on u (StableGrad reference="output") sees dLoss/du."""
-    def derivs(model, x, second, n_deriv):
-        return value_and_derivatives(model, x, second, n_deriv, gemm=gemm)
+    def derivs(model, x, second, n_deriv, n_first=None):
+        return value_and_derivatives(model, x, second, n_deriv, gemm=gemm, n_first=n_first)
     return torch.compile(derivs, dynamic=False) if compile else derivs
 
 
@@ -136,7 +161,9 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
     n_dom = data.domain.shape[0]
-    gemm, why, _ = gemm_for(model, x_all, problem.SECOND, n_dom, cfg.gemm)
+    rows = condition_rows(problem, len(data.boundary), data.condition_rows)
+    gemm, why, _ = gemm_for(model, x_all, problem.SECOND, n_dom, cfg.gemm,
+                            n_first=n_dom + conditions.first_rows(problem, rows))
     if progress:
         tqdm.write(f"{problem_name}-{depth}-{control} seed {seed}: products {why}")
     derivs = derivative_function(cfg.compile, gemm)
@@ -174,7 +201,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     if not res.diverged:
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            loss_r, loss_b, u = pinn_losses(model, problem, x_all, n_dom, g, derivs)
+            loss_r, loss_b, u = pinn_losses(model, problem, x_all, n_dom, g, derivs, rows)
             if annealing is not None:
                 annealing.update([layer.weight for layer in model.layers], loss_r, loss_b)  # as the authors
             weight = cfg.boundary_weight if annealing is None else annealing.weight

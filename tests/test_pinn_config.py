@@ -43,7 +43,7 @@ def _with(**kw):
     ({"gemm": "mkl"}, "pinn.gemm", "auto | aten | onednn"),
     ({"dtype": "float16"}, "pinn.dtype", "float32 | float64"),
     ({"points": {"burgers": {"domain": -5, "boundary": 10}}}, "pinn.points.burgers.domain", ">= 1"),
-    ({"points": {"wave": {"domain": 5, "boundary": 10}}}, "pinn.points.wave", "burgers | poisson"),
+    ({"points": {"stokes": {"domain": 5, "boundary": 10}}}, "pinn.points.stokes", "burgers | poisson"),
     ({"ablation": {"problems": ["poisson"], "depths": [3.5], "steps": 5}}, "pinn.ablation.depths[0]", "integer"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed):

@@ -25,46 +25,52 @@ GEMMS = ["aten", "auto", pytest.param("onednn", marks=NEEDS_ONEDNN)]
                                             pytest.param(torch.float32, 1e-5, "onednn", marks=NEEDS_ONEDNN)])
 @pytest.mark.parametrize("activation", ["tanh", "sin"])
 @pytest.mark.parametrize("second", [(0,), (0, 1), (1,)])
-@pytest.mark.parametrize("n_deriv", [None, 40])
-def test_matches_autograd(dtype, tol, gemm, activation, second, n_deriv):
+@pytest.mark.parametrize("n_deriv,n_first", [(None, None), (40, None), (30, 52), (0, 20)])
+def test_matches_autograd(dtype, tol, gemm, activation, second, n_deriv, n_first):
+    # Rows [0, n_deriv): value, first and second derivatives; [n_deriv, n_first): value and first; the rest:
+    # the value alone.
     torch.manual_seed(0)
     model = MLP(2, 24, 6, activation=activation, lower=[-1.0, 0.0], upper=[1.0, 2.0]).to(dtype)
     x = torch.rand(64, 2, dtype=dtype) * torch.tensor([2.0, 2.0], dtype=dtype) - torch.tensor([1.0, 0.0],
                                                                                               dtype=dtype)
-    u, du, d2u = value_and_derivatives(model, x, second, n_deriv, gemm=gemm)
+    u, du, d2u = value_and_derivatives(model, x, second, n_deriv, gemm=gemm, n_first=n_first)
     ua, dua, d2ua = autograd_derivatives(model, x, second)
     n = 64 if n_deriv is None else n_deriv
+    n1 = n if n_first is None else n_first
     scale = lambda t: tol * max(1.0, t.abs().max().item())
-    assert u.shape == (64,) and du.shape == (n, 2) and set(d2u) == set(second)
+    assert u.shape == (64,) and du.shape == (n1, 2) and set(d2u) == set(second)
     assert (u - ua).abs().max() <= scale(ua)
-    assert (du - dua[:n]).abs().max() <= scale(dua)
+    assert (du - dua[:n1]).abs().max() <= scale(dua)
     for k in second:
         assert d2u[k].shape == (n,)
-        assert (d2u[k] - d2ua[k][:n]).abs().max() <= scale(d2ua[k])
+        assert n == 0 or (d2u[k] - d2ua[k][:n]).abs().max() <= scale(d2ua[k])
     assert (u - model(x)[:, 0]).abs().max() <= scale(ua)
 
 
 def _loss_grads(model, x, fn, **kw):
+    # A loss that reads every output: u everywhere, du on the first-derivative rows, d2u on the residual rows.
     model.zero_grad()
     u, du, d2u = fn(model, x, (0, 1), **kw)
-    n = du.shape[0]
-    (u[:n] * du[:, 1] + d2u[0] ** 2 - d2u[1]).square().mean().backward()
+    n, n1 = d2u[0].shape[0], du.shape[0]
+    res = (u[:n] * du[:n, 1] + d2u[0] ** 2 - d2u[1]).square().mean()
+    (res + (du[n:, 0] - u[n:n1]).square().mean() + u[n1:].square().mean()).backward()
     return [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("n_deriv", [None, 30])
-def test_weight_gradients_match_autograd(n_deriv):
+@pytest.mark.parametrize("n_deriv,n_first", [(None, None), (30, None), (20, 35)])
+def test_weight_gradients_match_autograd(n_deriv, n_first):
     # The loss gradient through the forward-propagated derivatives equals the nested-autograd one.
     torch.manual_seed(1)
     model = MLP(2, 16, 4).double()
     x = torch.rand(50, 2, dtype=torch.float64)
     n = 50 if n_deriv is None else n_deriv
+    n1 = n if n_first is None else n_first
 
     def nested(model, x, second):
         u, du, d2u = autograd_derivatives(model, x, second)
-        return u, du[:n], {k: v[:n] for k, v in d2u.items()}
+        return u, du[:n1], {k: v[:n] for k, v in d2u.items()}
 
-    ours = _loss_grads(model, x, value_and_derivatives, n_deriv=n_deriv)
+    ours = _loss_grads(model, x, value_and_derivatives, n_deriv=n_deriv, n_first=n_first)
     for a, b in zip(ours, _loss_grads(model, x, nested)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
@@ -86,6 +92,10 @@ def test_bad_n_deriv_and_gemm_are_rejected():
     x = torch.rand(10, 2)
     with pytest.raises(ValueError, match="n_deriv"):
         value_and_derivatives(model, x, (0,), 11)
+    with pytest.raises(ValueError, match=r"n_first must be in \[n_deriv = 5, 10\], got 4"):
+        value_and_derivatives(model, x, (0,), 5, n_first=4)
+    with pytest.raises(ValueError, match="n_first"):
+        value_and_derivatives(model, x, (0,), 5, n_first=11)
     with pytest.raises(ValueError, match="gemm"):
         value_and_derivatives(model, x, (0,), gemm="blas")
     with pytest.raises(ValueError, match="float32 CPU"):
@@ -113,13 +123,14 @@ def test_compiled_float32_pass_matches_float64_autograd(activation):
         [1.0, 0.0], dtype=torch.float64)
     ua, dua, d2ua = autograd_derivatives(model, x, (0, 1))
     fn = torch.compile(value_and_derivatives, dynamic=False, fullgraph=True)
-    u, du, d2u = fn(model.float(), x.float(), (0, 1), 70, gemm="aten")
+    u, du, d2u = fn(model.float(), x.float(), (0, 1), 60, gemm="aten", n_first=75)
     scale = lambda t: 1e-5 * max(1.0, t.abs().max().item())
+    assert du.shape == (75, 2) and d2u[0].shape == (60,)
     assert (u.double() - ua).abs().max() <= scale(ua)
-    assert (du.double() - dua[:70]).abs().max() <= scale(dua)
+    assert (du.double() - dua[:75]).abs().max() <= scale(dua)
     for k in (0, 1):
-        assert (d2u[k].double() - d2ua[k][:70]).abs().max() <= scale(d2ua[k])
-    ref = _loss_grads(model.double(), x, value_and_derivatives, n_deriv=70)
-    got = _loss_grads(model.float(), x.float(), fn, n_deriv=70, gemm="aten")
+        assert (d2u[k].double() - d2ua[k][:60]).abs().max() <= scale(d2ua[k])
+    ref = _loss_grads(model.double(), x, value_and_derivatives, n_deriv=60, n_first=75)
+    got = _loss_grads(model.float(), x.float(), fn, n_deriv=60, gemm="aten", n_first=75)
     for a, b in zip(got, ref):
         assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max()

@@ -115,7 +115,7 @@ def test_ablation_grid_seed_override_and_resume(tmp_path, params_file):
 
 
 @pytest.mark.parametrize("bad", [["--grid", "statistic=mean"], ["--grid", "depth=3"], ["--cases", "poisson"],
-                                 ["--cases", "heat:8"], ["--steps", "0"], ["--problem", "heat"]])
+                                 ["--cases", "stokes:8"], ["--steps", "0"], ["--problem", "stokes"]])
 def test_ablation_rejects_bad_overrides_in_one_line(tmp_path, params_file, bad, capsys):
     params = _ablation_setup(tmp_path, params_file)
     with pytest.raises(SystemExit) as e:

@@ -25,7 +25,7 @@ def _data(problem="poisson", n_domain=128, n_boundary=32):
     d = generate(problem, n_domain, n_boundary, seed=0)
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
-                    d["test_u"], d["axes"])
+                    d["test_u"], d["axes"], tuple(d["condition_rows"]))
 
 
 @pytest.fixture

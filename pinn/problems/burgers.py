@@ -6,6 +6,8 @@ Inputs are ordered (x, t).
 import numpy as np
 import torch
 
+from pinn.conditions import Dirichlet, Face
+
 INPUTS = ("x", "t")
 LOWER = (-1.0, 0.0)
 UPPER = (1.0, 1.0)
@@ -19,28 +21,13 @@ def residual(x, u, du, d2u):
     return du[:, 1] + u * du[:, 0] - NU * d2u[0]
 
 
-def boundary(n: int, sampler) -> tuple[np.ndarray, np.ndarray]:
-    """n points: half on the initial line t = 0, a quarter on each side x = -1, x = +1."""
-    n_ic = n // 2
-    n_side = (n - n_ic) // 2
-    x_ic = LOWER[0] + (UPPER[0] - LOWER[0]) * sampler(n_ic)
-    t_side = sampler(2 * n_side)
-    pts = np.concatenate([
-        np.stack([x_ic, np.zeros(n_ic)], 1),
-        np.stack([-np.ones(n_side), t_side[:n_side]], 1),
-        np.stack([np.ones(n_side), t_side[n_side:]], 1),
-    ])
-    vals = np.concatenate([-np.sin(np.pi * x_ic), np.zeros(2 * n_side)])
-    return pts, vals
+def _initial(points):
+    return -np.sin(np.pi * points[:, 0])
 
 
-def boundary_loss(x, squared_error):
-    """DeepXDE's convention, one mean per condition: the initial condition's (points on t = 0) plus the
-    boundary condition's (points on x = -1, 1). With equal counts (`boundary`'s half and half) this is twice
-    the mean over all points."""
-    initial = (x[:, 1] == LOWER[1]).to(squared_error.dtype)
-    side = 1.0 - initial
-    return (squared_error * initial).sum() / initial.sum() + (squared_error * side).sum() / side.sum()
+# One mean per condition (DeepXDE's IC and DirichletBC): the initial condition on t = 0 (half the boundary
+# points), u = 0 on x = -1 and x = 1 (a quarter each).
+CONDITIONS = (Dirichlet(on=(Face(1, -1),), value=_initial), Dirichlet(on=(Face(0, -1), Face(0, 1))))
 
 
 def _quadrature(x, t, n_quad=N_QUAD):

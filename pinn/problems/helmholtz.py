@@ -3,7 +3,7 @@ u = sin(a1 pi x) sin(a2 pi y) with a1 = 1, a2 = 4, k = 1; u = 0 on the boundary.
 import numpy as np
 import torch
 
-from pinn.problems.poisson import boundary_loss, square_edges  # noqa: F401 (boundary_loss: part of the problem)
+from pinn.problems.poisson import CONDITIONS  # noqa: F401 (u = 0 on the whole boundary, as Poisson)
 
 INPUTS = ("x", "y")
 LOWER = (-1.0, -1.0)
@@ -22,10 +22,6 @@ def source(x: torch.Tensor) -> torch.Tensor:
 
 def residual(x, u, du, d2u):
     return d2u[0] + d2u[1] + K**2 * u - source(x)
-
-
-def boundary(n: int, sampler) -> tuple[np.ndarray, np.ndarray]:
-    return square_edges(n, sampler, LOWER, UPPER), np.zeros(4 * (n // 4))
 
 
 def grid():

@@ -1,6 +1,10 @@
 """Collocation, boundary and test points of one problem (pinn.conventions: sampler, residual points), plus its
 reference.
 
+Writes collocation.npz (domain, boundary, boundary_values, condition_rows: the boundary rows of each of the
+problem's conditions, pinn.conditions), test.npz (the test grid and the reference u on it) and reference.npz
+(the reference u with its axes named by the problem's inputs, e.g. x, t, u).
+
     python -m pinn.stages.generate --problem burgers --params params.yaml --out data/pinn/burgers
 """
 import argparse
@@ -28,14 +32,12 @@ def main(argv=None):
                  cfg.conventions.residual_points)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    names = PROBLEMS[args.problem].INPUTS
     np.savez(out / "collocation.npz", domain=d["domain"], boundary=d["boundary"],
-             boundary_values=d["boundary_values"])
+             boundary_values=d["boundary_values"], condition_rows=d["condition_rows"])
     np.savez(out / "test.npz", points=d["test_points"], u=d["test_u"], ndim=len(d["axes"]),
-             **{f"axis{i}": a for i, a in enumerate(d["axes"])},
-             names=np.array(PROBLEMS[args.problem].INPUTS))
-    if args.problem == "burgers":
-        x, t = d["axes"]
-        np.savez(out / "reference.npz", x=x, t=t, u=d["test_u"])
+             **{f"axis{i}": a for i, a in enumerate(d["axes"])}, names=np.array(names))
+    np.savez(out / "reference.npz", **dict(zip(names, d["axes"])), u=d["test_u"])
     print(f"{args.problem}: {len(d['domain'])} domain, {len(d['boundary'])} boundary, "
           f"{len(d['test_points'])} test points -> {out}")
 

@@ -49,14 +49,15 @@ def _points(problem: str, n_domain: int, n_boundary: int, seed: int):
     d = generate(problem, n_domain, n_boundary, seed=seed)
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
-                    d["test_u"], d["axes"])
+                    d["test_u"], d["axes"], tuple(d["condition_rows"]))
 
 
 def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
     """The training loss (residual + boundary_weight x boundary) of `model` on the points of `data`."""
     x = torch.cat([data.domain, data.boundary]).to(next(model.parameters()).dtype)
     derivs = derivative_function(False, "aten")
-    loss_r, loss_b, _ = pinn_losses(model, PROBLEMS[problem], x, len(data.domain), data.boundary_values, derivs)
+    loss_r, loss_b, _ = pinn_losses(model, PROBLEMS[problem], x, len(data.domain), data.boundary_values, derivs,
+                                    data.condition_rows)
     return float(loss_r + cfg.boundary_weight * loss_b)
 
 
