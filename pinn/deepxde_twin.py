@@ -19,9 +19,10 @@ BURGERS_T_END = 0.99   # DeepXDE's Burgers example trains on t in [0, 0.99] (the
 
 
 def deepxde_data(problem: str, n_domain: int, n_boundary: int, n_initial: int | None = None):
-    """DeepXDE's data object for one of our problems with its default (Hammersley) sampler. Burgers: the
-    boundary condition (x = -1, 1) then the initial condition, n_boundary // 2 and n_initial (default the rest)
-    points, as DeepXDE's Burgers example; Poisson and Helmholtz: one Dirichlet condition on the square."""
+    """DeepXDE's data object for one of our problems with its default (Hammersley) sampler, its conditions in
+    the order of the problem's CONDITIONS. Burgers: the initial condition (n_initial points, default
+    n_boundary - n_boundary // 2) and the boundary condition on x = -1, 1 (n_boundary // 2), as DeepXDE's Burgers
+    example; Poisson and Helmholtz: one Dirichlet condition on the square."""
     import deepxde as dde
 
     mod = PROBLEMS[problem]
@@ -36,7 +37,7 @@ def deepxde_data(problem: str, n_domain: int, n_boundary: int, n_initial: int | 
         bc = dde.icbc.DirichletBC(geom, lambda x: 0, lambda _, on_boundary: on_boundary)
         ic = dde.icbc.IC(geom, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
         n_initial = n_boundary - n_boundary // 2 if n_initial is None else n_initial
-        return dde.data.TimePDE(geom, pde, [bc, ic], num_domain=n_domain, num_boundary=n_boundary // 2,
+        return dde.data.TimePDE(geom, pde, [ic, bc], num_domain=n_domain, num_boundary=n_boundary // 2,
                                 num_initial=n_initial)
     geom = dde.geometry.Rectangle(list(mod.LOWER), list(mod.UPPER))
 
@@ -68,21 +69,15 @@ def condition_targets(data) -> np.ndarray:
 
 
 def pinn_data(data, problem: str, dtype=torch.float64):
-    """Our PinnData for DeepXDE's data object: residual rows = DeepXDE's `train_x_all`, boundary rows =
-    its condition points and targets; the test grid is ours (pinn.points)."""
+    """Our PinnData for DeepXDE's data object (from `deepxde_data`): residual rows = DeepXDE's `train_x_all`,
+    boundary rows = its condition points and targets, condition by condition; the test grid is ours."""
     from pinn.points import generate
     from pinn.trainer import PinnData
 
-    n_bc = sum(data.num_bcs)
-    boundary = data.train_x[:n_bc]
-    if problem == "burgers":   # our boundary loss tells the initial condition's rows by t = 0
-        side_rows = np.arange(n_bc) < data.num_bcs[0]
-        if np.any(boundary[side_rows, 1] == burgers.LOWER[1]):
-            raise ValueError("a boundary-condition point lies on t = 0: it would count as an initial point")
     grid = generate(problem, 1, 4)
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)
-    return PinnData(t(data.train_x_all), t(boundary), t(condition_targets(data)), t(grid["test_points"]),
-                    grid["test_u"], grid["axes"])
+    return PinnData(t(data.train_x_all), t(data.train_x[:sum(data.num_bcs)]), t(condition_targets(data)),
+                    t(grid["test_points"]), grid["test_u"], grid["axes"], tuple(data.num_bcs))
 
 
 def our_state_dict(net) -> dict:
