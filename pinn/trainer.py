@@ -205,10 +205,3 @@ def predict(model, data: PinnData, chunk: int = 65536) -> np.ndarray:
     x = data.test.to(device=next(model.parameters()).device, dtype=next(model.parameters()).dtype)
     out = torch.cat([model(x[i:i + chunk])[:, 0] for i in range(0, len(x), chunk)])
     return out.double().cpu().numpy().reshape(data.reference.shape)
-
-
-def rel_l2_unless_diverged(res: RunResult, data: PinnData) -> tuple[np.ndarray, float | None]:
-    """The run's prediction on the test grid and its rel. L2 error: None where the run diverged or the
-    prediction is not finite (a diverged seed is recorded, never scored)."""
-    pred = predict(res.model, data)
-    return pred, (rel_l2(pred, data.reference) if np.isfinite(pred).all() and not res.diverged else None)

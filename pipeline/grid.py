@@ -31,6 +31,10 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from pinn.trainer import predict, rel_l2
 from pipeline import runs
 from pipeline.names import run_name
 from pipeline.validate import BadInput
@@ -74,6 +78,13 @@ def configure(cfg, run: Run):
                        f"pinn.optimizers.{run.control} ({', '.join(cfg.optimizers[run.control]) or 'none'})")
     options = {**{k: x for k, x in cfg.optimizers[run.control].items() if k not in shared}, **own}
     return dataclasses.replace(cfg, **shared, optimizers={run.control: options})
+
+
+def rel_l2_unless_diverged(res, data) -> tuple[np.ndarray, float | None]:
+    """A run's (pinn.trainer.RunResult) prediction on the test grid and its rel. L2 error: None where the run
+    diverged or the prediction is not finite (a diverged seed is recorded, never scored)."""
+    pred = predict(res.model, data)
+    return pred, (rel_l2(pred, data.reference) if np.isfinite(pred).all() and not res.diverged else None)
 
 
 # -- the resume rule -----------------------------------------------------------------------------------------
@@ -206,10 +217,10 @@ def execute(groups: list[list[Run]], keys: dict, path_of, work, jobs: int, on_do
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
-        signum = stop.args[0]
-        left = sum(len(g) for g in groups) - len(records)
-        print(f"stopped by {signal.Signals(signum).name}: {len(records)} runs finished and kept, {left} not "
-              f"finished (no queued run started); run the command again to resume", file=sys.stderr, flush=True)
+        signum, items = stop.args[0], [item for t in tasks for item in t]
+        kept = sum((read_record(path) or {}).get("key") == key for _, key, path in items)
+        tqdm.write(f"stopped by {signal.Signals(signum).name}: {kept} runs finished and kept, {len(items) - kept} "
+                   "not finished (no queued run started); run the command again to resume", file=sys.stderr)
         raise SystemExit(128 + signum) from None
 
 
@@ -224,7 +235,7 @@ def _ignoring(sig):
 
 def _failure(group, err) -> tuple[str, str]:
     name = group[0].name
-    print(f"error: {name} failed ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
+    tqdm.write(f"error: {name} failed ({type(err).__name__}: {err})", file=sys.stderr)
     return name, f"{type(err).__name__}: {err}"
 
 

@@ -16,7 +16,7 @@ import torch
 
 from pinn.config import load
 from pinn.problems import PROBLEMS
-from pinn.trainer import load_data, rel_l2_unless_diverged, resolve_device, train
+from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
 from pipeline import runs
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
@@ -32,7 +32,8 @@ def run(cfg, problem, depth, control, data_dir, out, ckpt_dir=None, progress=Tru
     for seed in cfg.seeds:
         res = train(cfg, problem, depth, control, data, seed, checkpoint=runs.checkpoint_path(ckpt_dir, seed),
                     progress=progress)
-        pred, err = rel_l2_unless_diverged(res, data)
+        pred = predict(res.model, data)
+        err = rel_l2(pred, data.reference) if np.isfinite(pred).all() and not res.diverged else None
         folder = runs.seed_dir(out, seed)
         per_seed.append({"seed": seed, "rel_l2": err, "final_loss": runs.finite_or_none(res.final_loss),
                          "boundary_weight": res.boundary_weight, "wall_time_s": round(res.wall_time_s, 2),
