@@ -88,6 +88,11 @@ def rel_l2_unless_diverged(res, data) -> tuple[np.ndarray, float | None]:
 
 
 # -- the resume rule -----------------------------------------------------------------------------------------
+def seed_file(folder: str | Path, run: Run) -> Path:
+    """The usual place of a run's result: <folder>/<run name>/seed<k>.json (its checkpoint: .pt beside it)."""
+    return Path(folder) / run.name / f"seed{run.seed}.json"
+
+
 def read_record(path: Path) -> dict | None:
     """A result file's record, or None (missing or unreadable: computed again)."""
     try:
@@ -172,11 +177,31 @@ def _stoppable():
             signal.signal(s, handler)
 
 
-def execute(groups: list[list[Run]], keys: dict, path_of, work, jobs: int, on_done=None) -> tuple[dict, list]:
+def execute(groups: list[list[Run]], keys: dict, path_of, work, jobs: int, records: dict | None = None,
+            on_done=None) -> dict:
     """Compute `groups` with `work` (a picklable function: list of runs -> one JSON-able record per run), `jobs`
-    groups at once. Returns ({run: record with its key}, [(group name, error) of the groups that failed]);
-    `on_done(group, records)` is called in the parent as each group ends. Exits (128 + signal) on SIGINT/SIGTERM."""
-    records, failed = {}, []
+    groups at once. Each group's records (with their keys) go into `records` (e.g. the kept ones of `split`),
+    which is returned, and then `on_done(group, its records)` is called, in the parent. A group that fails is
+    named and the others go on; then the command exits 1 naming them. On SIGINT/SIGTERM it exits 128 + signal."""
+    records = {} if records is None else records
+    failed = _execute(groups, keys, path_of, work, jobs, records, on_done)
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
+    return records
+
+
+def counter(total: int):
+    """tick(text) prints `[n/total seconds] text`: one line per computed run."""
+    t0, n = time.perf_counter(), [0]
+
+    def tick(text: str) -> None:
+        n[0] += 1
+        print(f"[{n[0]}/{total} {time.perf_counter() - t0:.0f}s] {text}", flush=True)
+    return tick
+
+
+def _execute(groups, keys, path_of, work, jobs, records, on_done) -> list:
+    failed = []
     tasks = [[(r, keys[r], path_of(r)) for r in g] for g in groups]
     for items in tasks:
         for _, _, path in items:
@@ -196,7 +221,7 @@ def execute(groups: list[list[Run]], keys: dict, path_of, work, jobs: int, on_do
                         finish(group, _compute(work, items))
                     except Exception as err:  # noqa: BLE001 -- one failed group does not stop the others
                         failed.append(_failure(group, err))
-                return records, failed
+                return failed
             with _ignoring(signal.SIGINT):   # the workers start with SIGINT ignored (no KeyboardInterrupt)
                 pool = ProcessPoolExecutor(min(jobs, max(len(tasks), 1)), mp_context=get_context("spawn"),
                                            initializer=_worker_start, initargs=(os.getpid(),))
@@ -207,7 +232,7 @@ def execute(groups: list[list[Run]], keys: dict, path_of, work, jobs: int, on_do
                 except Exception as err:  # noqa: BLE001
                     failed.append(_failure(futures[fut], err))
         pool.shutdown()
-        return records, failed
+        return failed
     except _Stop as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -233,10 +258,9 @@ def _ignoring(sig):
         signal.signal(sig, old)
 
 
-def _failure(group, err) -> tuple[str, str]:
-    name = group[0].name
-    tqdm.write(f"error: {name} failed ({type(err).__name__}: {err})", file=sys.stderr)
-    return name, f"{type(err).__name__}: {err}"
+def _failure(group, err) -> str:
+    tqdm.write(f"error: {group[0].name} failed ({type(err).__name__}: {err})", file=sys.stderr)
+    return group[0].name
 
 
 def python_module(module: str, *args) -> None:

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import functools
 import itertools
-import time
 from pathlib import Path
 
 import torch
@@ -157,10 +156,6 @@ def variant_run(problem, depth, seed, steps, optimizer, init, options) -> Run:
     return Run.of(problem, depth, optimizer, seed, init=init, steps=steps, **sg)
 
 
-def result_path(out: str | Path, run: Run) -> Path:
-    return Path(f"{out}.seeds") / run.name / f"seed{run.seed}.json"
-
-
 def train_variants(params: str, data_dir: str, out: str, group: list[Run]):
     """In a worker: train each run of the group; yields its test-grid error and final loss."""
     base = load(params)
@@ -168,7 +163,7 @@ def train_variants(params: str, data_dir: str, out: str, group: list[Run]):
     data = load_data(Path(data_dir) / group[0].problem, getattr(torch, base.dtype), resolve_device(base.device))
     for run in group:
         res = train(grid.configure(base, run), run.problem, run.depth, run.control, data, seed=run.seed,
-                    checkpoint=result_path(out, run).with_suffix(".pt"), progress=False)
+                    checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"), progress=False)
         _, err = grid.rel_l2_unless_diverged(res, data)
         yield {"rel_l2": err, "final_loss": runs.finite_or_none(res.final_loss), "diverged": res.diverged,
                "wall_time_s": round(res.wall_time_s, 2)}
@@ -230,10 +225,10 @@ def main(argv=None):
     keys = {}
     for *_, run in plan:
         keys[run] = run_key(grid.configure(cfg, run), run.problem, run.depth, run.control, run.seed, data[run.problem])
-    path_of = functools.partial(result_path, out)
+    path_of = functools.partial(grid.seed_file, f"{out}.seeds")
     records, groups = grid.split([p[-1] for p in plan], keys, path_of)
-    total, count, t_start = sum(map(len, groups)), [0], time.perf_counter()
-    print(f"{len(records)} runs kept, {total} to run ({args.jobs} at once)", flush=True)
+    print(f"{len(records)} runs kept, {sum(map(len, groups))} to run ({args.jobs} at once)", flush=True)
+    tick = grid.counter(sum(map(len, groups)))
 
     def rows():
         return [{"problem": problem, "depth": depth, "variant": name, "seed": seed, "optimizer": opt, "init": init,
@@ -242,17 +237,12 @@ def main(argv=None):
                 for problem, depth, seed, name, opt, init, opts, run in plan if run in records]
 
     def done(group, result):
-        records.update(zip(group, result))
         _write(out, settings, rows())
         for run, r in zip(group, result):
-            count[0] += 1
             loss = "nan" if r["final_loss"] is None else f"{r['final_loss']:.3e}"
-            print(f"[{count[0]}/{total} {time.perf_counter() - t_start:.0f}s] {run.name} seed {run.seed}: "
-                  f"rel_l2={_fmt(r['rel_l2'])} loss={loss} ({r['wall_time_s']:.1f}s)", flush=True)
-    _, failed = grid.execute(groups, keys, path_of, functools.partial(train_variants, args.params, args.data,
-                                                                      str(out)), args.jobs, on_done=done)
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: {', '.join(n for n, _ in failed)}")
+            tick(f"{run.name} seed {run.seed}: rel_l2={_fmt(r['rel_l2'])} loss={loss} ({r['wall_time_s']:.1f}s)")
+    grid.execute(groups, keys, path_of, functools.partial(train_variants, args.params, args.data, str(out)),
+                 args.jobs, records, done)
     _write(out, settings, rows())
 
 

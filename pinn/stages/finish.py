@@ -42,10 +42,6 @@ def finish_key(cfg, problem, depth, control, seed, data, iters) -> str:
                          "chunk": CHUNK, "history": HISTORY_SIZE}, sources=runs.source_files(("pinn/finish.py",)))
 
 
-def seed_record(study: Path, run: Run) -> Path:
-    return study / "lbfgs" / "seeds" / run.name / f"seed{run.seed}.json"
-
-
 def finish_runs(params: str, study: str, iters: int, group: list[Run]):
     """In a worker: for each seed of one run, its end weights (the study's checkpoint, or trained again), then
     L-BFGS; yields each seed's record."""
@@ -118,7 +114,7 @@ def main(argv=None):
     data = {p: load_data(study / "pinn" / p) for p in cfg.problems}
     seeds = [Run(p, d, c, s) for p, d, c in todo for s in cfg.seeds]
     keys = {r: finish_key(cfg, r.problem, r.depth, r.control, r.seed, data[r.problem], args.iters) for r in seeds}
-    path_of = functools.partial(seed_record, study)
+    path_of = functools.partial(grid.seed_file, study / "lbfgs" / "seeds")
     records, groups = grid.split(seeds, keys, path_of)
     print(f"{len(records)} seeds kept, {sum(map(len, groups))} to finish with L-BFGS "
           f"({args.jobs} runs at once)", flush=True)
@@ -127,12 +123,8 @@ def main(argv=None):
             bar.set_postfix_str(f"{group[0].name}: " + ", ".join(
                 f"{_num(r['rel_l2_start'])}->{_num(r['rel_l2'])}" for r in result))
             bar.update()
-        computed, failed = grid.execute(groups, keys, path_of,
-                                        functools.partial(finish_runs, str(Path(args.params).resolve()), str(study),
-                                                          args.iters), args.jobs, on_done=done)
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: {', '.join(n for n, _ in failed)}")
-    records.update(computed)
+        grid.execute(groups, keys, path_of, functools.partial(finish_runs, str(Path(args.params).resolve()),
+                                                              str(study), args.iters), args.jobs, records, done)
 
     summary = {"settings": {"pinn": {"problems": cfg.problems, "depths": cfg.depths, "optimizers": controls},
                             "lbfgs": {"iters": args.iters, "chunk": CHUNK, "history_size": HISTORY_SIZE,

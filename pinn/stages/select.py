@@ -28,7 +28,6 @@ import functools
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -82,17 +81,13 @@ def one_run(params: str, out: str, group: list[Run]):
         cfg, train_data, held_out = training(base, run)
         option = {k: x for k, x in run.overrides if k not in ("init", "lr", "schedule")}
         res = train(cfg, run.problem, run.depth, run.control, train_data, seed=run.seed, progress=False,
-                    checkpoint=result_path(out, run).with_suffix(".pt"))
+                    checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"))
         _, err = grid.rel_l2_unless_diverged(res, train_data)
         yield {"problem": run.problem, "depth": run.depth, "control": run.control, "init": cfg.init, "lr": cfg.lr,
                "schedule": cfg.schedule, "seed": run.seed, "option": option,
                "heldout_loss": heldout_loss(cfg, res.model, run.problem, held_out) if err is not None else None,
                "final_loss": runs.finite_or_none(res.final_loss), "rel_l2": err, "diverged": res.diverged,
                "wall_time_s": round(res.wall_time_s, 2)}
-
-
-def result_path(out: str | Path, run: Run) -> Path:
-    return Path(f"{out}.seeds") / run.name / f"seed{run.seed}.json"
 
 
 def choose(rows: list[dict]) -> dict:
@@ -207,25 +202,18 @@ def main(argv=None):
     for run in plan:
         c, data, _ = training(cfg, run)
         keys[run] = run_key(c, run.problem, run.depth, run.control, run.seed, data)
-    path_of = functools.partial(result_path, out)
+    path_of = functools.partial(grid.seed_file, f"{out}.seeds")
     records, todo = grid.split(plan, keys, path_of)
-    total = sum(map(len, todo))
-    print(f"{len(records)} runs kept, {total} to run ({args.jobs} at once)", flush=True)
+    print(f"{len(records)} runs kept, {sum(map(len, todo))} to run ({args.jobs} at once)", flush=True)
     rows = lambda: [{k: x for k, x in records[r].items() if k != "key"} for r in plan if r in records]
-    t0, count = time.perf_counter(), [0]
+    tick = grid.counter(sum(map(len, todo)))
 
     def done(group, result):
-        records.update(zip(group, result))
         _write(out, settings, rows())
         for r in result:
-            count[0] += 1
-            print(f"[{count[0]}/{total} {time.perf_counter() - t0:.0f}s] {r['problem']}:{r['depth']} {r['control']} "
-                  f"init={r['init']} lr={r['lr']:g} {r['schedule']} {r['option'] or ''} seed {r['seed']}: held-out "
-                  f"loss {r['heldout_loss']} ({r['wall_time_s']:.0f}s)", flush=True)
-    _, failed = grid.execute(todo, keys, path_of, functools.partial(one_run, args.params, str(out)), args.jobs,
-                             on_done=done)
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: {', '.join(n for n, _ in failed)}")
+            tick(f"{r['problem']}:{r['depth']} {r['control']} init={r['init']} lr={r['lr']:g} {r['schedule']} "
+                 f"{r['option'] or ''} seed {r['seed']}: held-out loss {r['heldout_loss']} ({r['wall_time_s']:.0f}s)")
+    grid.execute(todo, keys, path_of, functools.partial(one_run, args.params, str(out)), args.jobs, records, done)
     _write(out, settings, rows())
     for control, c in choose(rows()).items():
         print(f"{control}: init={c['init']} lr={c['lr']:g} {c['schedule']} {c['option'] or ''} (score {c['score']:.3f})")
