@@ -31,10 +31,8 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from pinn.trainer import predict, rel_l2
 from pipeline import runs
 from pipeline.names import run_name
 from pipeline.validate import BadInput
@@ -78,13 +76,6 @@ def configure(cfg, run: Run):
                        f"pinn.optimizers.{run.control} ({', '.join(cfg.optimizers[run.control]) or 'none'})")
     options = {**{k: x for k, x in cfg.optimizers[run.control].items() if k not in shared}, **own}
     return dataclasses.replace(cfg, **shared, optimizers={run.control: options})
-
-
-def rel_l2_unless_diverged(res, data) -> tuple[np.ndarray, float | None]:
-    """A run's (pinn.trainer.RunResult) prediction on the test grid and its rel. L2 error: None where the run
-    diverged or the prediction is not finite (a diverged seed is recorded, never scored)."""
-    pred = predict(res.model, data)
-    return pred, (rel_l2(pred, data.reference) if np.isfinite(pred).all() and not res.diverged else None)
 
 
 # -- the resume rule -----------------------------------------------------------------------------------------

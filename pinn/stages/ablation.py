@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 
 from pinn.config import load, parse_case
+from pinn.scoring import rel_l2_unless_diverged
 from pinn.trainer import load_data, resolve_device, run_key, train
 from pipeline import grid, runs
 from pipeline.grid import Run
@@ -164,7 +165,7 @@ def train_variants(params: str, data_dir: str, out: str, group: list[Run]):
     for run in group:
         res = train(grid.configure(base, run), run.problem, run.depth, run.control, data, seed=run.seed,
                     checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"), progress=False)
-        _, err = grid.rel_l2_unless_diverged(res, data)
+        _, err = rel_l2_unless_diverged(res, data)
         yield {"rel_l2": err, "final_loss": runs.finite_or_none(res.final_loss), "diverged": res.diverged,
                "wall_time_s": round(res.wall_time_s, 2)}
 

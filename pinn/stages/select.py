@@ -35,6 +35,7 @@ import torch
 from pinn.config import PER_CONTROL, SCHEDULES, load, parse_case
 from pinn.points import generate
 from pinn.problems import PROBLEMS
+from pinn.scoring import rel_l2_unless_diverged
 from pinn.trainer import PinnData, derivative_function, pinn_losses, run_key, train
 from pipeline import grid, runs
 from pipeline.grid import Run
@@ -82,7 +83,7 @@ def one_run(params: str, out: str, group: list[Run]):
         option = {k: x for k, x in run.overrides if k not in ("init", "lr", "schedule")}
         res = train(cfg, run.problem, run.depth, run.control, train_data, seed=run.seed, progress=False,
                     checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"))
-        _, err = grid.rel_l2_unless_diverged(res, train_data)
+        _, err = rel_l2_unless_diverged(res, train_data)
         yield {"problem": run.problem, "depth": run.depth, "control": run.control, "init": cfg.init, "lr": cfg.lr,
                "schedule": cfg.schedule, "seed": run.seed, "option": option,
                "heldout_loss": heldout_loss(cfg, res.model, run.problem, held_out) if err is not None else None,
