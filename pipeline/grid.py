@@ -34,6 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import runs
+from pipeline.controls import OPTIONS as CONTROL_OPTIONS
 from pipeline.names import run_name
 from pipeline.validate import BadInput
 
@@ -64,17 +65,18 @@ class Run:
 
 
 def configure(cfg, run: Run):
-    """The settings of `run`: `cfg` (a PinnConfig) with its overrides. A setting of the config (steps, lr,
-    init, schedule, ...) replaces the shared one and any the control sets for itself; any other key sets an
-    option of the run's control. Only the run's own control is left in `optimizers`."""
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    shared = {k: v for k, v in run.overrides if k in fields}
-    own = {k: v for k, v in run.overrides if k not in fields}
-    unknown = sorted(set(own) - set(cfg.optimizers[run.control]))
+    """The settings of `run`: `cfg` (a PinnConfig) with its overrides. An option of the run's control (AGC's
+    `clipping` or `eps`, StableGrad's `reference`, ...) sets that option; any other key is a setting of the config
+    (steps, lr, init, schedule, ...) and replaces the shared one and any the control sets for itself. Only the
+    run's own control is left in `optimizers`."""
+    mine = cfg.optimizers[run.control]
+    own = {k: v for k, v in run.overrides if k in CONTROL_OPTIONS[run.control]}
+    shared = {k: v for k, v in run.overrides if k not in own}
+    unknown = sorted(set(shared) - {f.name for f in dataclasses.fields(cfg)})
     if unknown:
         raise BadInput(f"{run.name}: {', '.join(unknown)} is neither a pinn setting nor an option of "
-                       f"pinn.optimizers.{run.control} ({', '.join(cfg.optimizers[run.control]) or 'none'})")
-    options = {**{k: x for k, x in cfg.optimizers[run.control].items() if k not in shared}, **own}
+                       f"pinn.optimizers.{run.control} ({', '.join(mine) or 'none'})")
+    options = {**{k: x for k, x in mine.items() if k not in shared}, **own}
     return dataclasses.replace(cfg, **shared, optimizers={run.control: options})
 
 
@@ -133,7 +135,7 @@ def _compute(work, items) -> list[dict]:
 def _die_with_parent() -> bool:
     try:   # prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when its parent ends
         return ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):   # not Linux: the watchdog instead
         return False
 
 
@@ -206,7 +208,7 @@ def _execute(groups, keys, path_of, work, jobs, records, on_done) -> list:
     pool, futures = None, {}
     try:
         with _stoppable():
-            if jobs == 1:
+            if jobs == 1 or not tasks:
                 for group, items in zip(groups, tasks):
                     try:
                         finish(group, _compute(work, items))
@@ -214,7 +216,7 @@ def _execute(groups, keys, path_of, work, jobs, records, on_done) -> list:
                         failed.append(_failure(group, err))
                 return failed
             with _ignoring(signal.SIGINT):   # the workers start with SIGINT ignored (no KeyboardInterrupt)
-                pool = ProcessPoolExecutor(min(jobs, max(len(tasks), 1)), mp_context=get_context("spawn"),
+                pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=get_context("spawn"),
                                            initializer=_worker_start, initargs=(os.getpid(),))
                 futures = {pool.submit(_compute, work, items): group for group, items in zip(groups, tasks)}
             for fut in as_completed(futures):
@@ -222,7 +224,7 @@ def _execute(groups, keys, path_of, work, jobs, records, on_done) -> list:
                     finish(futures[fut], fut.result())
                 except Exception as err:  # noqa: BLE001
                     failed.append(_failure(futures[fut], err))
-        pool.shutdown()
+            pool.shutdown()
         return failed
     except _Stop as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

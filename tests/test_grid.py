@@ -27,6 +27,8 @@ def test_overrides_set_the_shared_settings_and_the_controls_options(pinn_cfg):
     c = grid.configure(cfg, run)
     assert (c.steps, c.lr) == (7, 1e-4) and c.optimizers == {"agc": {"clipping": 0.5, "eps": 1e-3}}   # its lr gives way
     assert c.control("agc")[1].lr == 1e-4
+    eps = grid.configure(cfg, Run.of("poisson", 4, "agc", 1, eps=0.5))                  # AGC's eps, not Adam's
+    assert eps.optimizers["agc"]["eps"] == 0.5 and eps.eps == cfg.eps
     assert run.name == "poisson-4-agc-clipping=0.5-lr=0.0001-steps=7" and Run("poisson", 4, "agc", 1).name == "poisson-4-agc"
     with pytest.raises(BadInput, match="clip_norm is neither a pinn setting nor an option of pinn.optimizers.agc"):
         grid.configure(cfg, Run.of("poisson", 4, "agc", 1, clip_norm=1.0))
