@@ -60,11 +60,6 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
     return float(loss_r + cfg.boundary_weight * loss_b)
 
 
-def grid_run(problem, depth, control, init, lr, seed, option=None, schedule=None) -> Run:
-    """One run of the grid: the grid's init, lr and schedule for every control, and its option."""
-    return Run.of(problem, depth, control, seed, init=init, lr=lr, schedule=schedule, **(option or {}))
-
-
 def training(cfg, run: Run):
     """(settings, training points, held-out points) of a run: the pipeline's points (seed 0) and fresh ones
     of the same counts (seed 1)."""
@@ -197,7 +192,7 @@ def main(argv=None):
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}, "params": args.params}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plan = [grid_run(p, d, c, i, lr, s, o, sc) for p, d in cases for c in controls for i in args.inits
+    plan = [Run.of(p, d, c, s, init=i, lr=lr, schedule=sc, **(o or {})) for p, d in cases for c in controls for i in args.inits
             for lr in args.lrs for s in args.seeds for o in options[c] for sc in schedules]
     keys = {}
     for run in plan:
