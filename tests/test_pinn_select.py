@@ -28,11 +28,12 @@ def test_choose_takes_the_lowest_mean_log_heldout_loss_and_a_diverged_case_never
     assert scores[0.04] == pytest.approx(-2.5) and scores[0.01] == pytest.approx(-2.0) and math.isinf(scores[0.16])
 
 
-def test_an_option_grid_reaches_the_runs(tmp_path, params_file):
+def test_an_option_grid_reaches_the_runs_and_a_rerun_keeps_them(tmp_path, params_file, capsys):
     params = params_file(pinn={"steps": 3, "log_every": 1})
     out = tmp_path / "sel"
-    main(["--params", str(params), "--out", str(out), "--cases", "poisson:1", "--controls", "agc", "--inits", "glorot",
-          "--lrs", "1e-3", "--option", "agc.clipping=0.01,1e6", "--jobs", "1"])
+    args = ["--params", str(params), "--out", str(out), "--cases", "poisson:1", "--controls", "agc", "--inits",
+            "glorot", "--lrs", "1e-3", "--option", "agc.clipping=0.01,1e6"]
+    main([*args, "--jobs", "1"])
     result = json.loads(out.with_suffix(".json").read_text())
     assert sorted(r["option"]["clipping"] for r in result["runs"]) == [0.01, 1e6]
     assert {r["control"] for r in result["runs"]} == {"agc"}
@@ -40,6 +41,11 @@ def test_an_option_grid_reaches_the_runs(tmp_path, params_file):
     assert held[0.01] != held[1e6]          # the option changed the training (1e6: AGC never clips)
     assert result["chosen"]["agc"]["option"]["clipping"] in (0.01, 1e6)
     assert "clipping=0.01" in out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    main([*args, "--lrs", "1e-3", "2e-3", "--jobs", "2"])      # the grid runner's pool; the kept runs by their key
+    assert "2 runs kept, 2 to run (2 at once)" in capsys.readouterr().out
+    again = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert [r for r in again if r["lr"] == 1e-3] == result["runs"] and len(again) == 4
 
 
 @pytest.mark.parametrize("text, message", [

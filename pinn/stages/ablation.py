@@ -20,9 +20,11 @@ Multi-seed study (CLI overrides; not part of the pipeline; docs/method.md has th
 product of the listed values (fields: init, reference, statistic, bias; unlisted ones from params.yaml).
 `--cases PROBLEM:DEPTH ...` replaces the product pinn.ablation.problems x pinn.ablation.depths (`--problem P`:
 P x pinn.ablation.depths);
-`--seeds` replaces pinn.seeds; `--steps` replaces pinn.ablation.steps. Runs go case -> seed -> variant and
-both outputs are rewritten after every run; `--resume` keeps the runs of an existing <out>.json made with
-the same settings (so a study can be extended by more cases or seeds).
+`--seeds` replaces pinn.seeds; `--steps` replaces pinn.ablation.steps. Runs go case -> seed -> variant through
+the grid runner (pipeline/grid.py; `--jobs` at once) and both outputs are rewritten after every run. Each run's
+result is kept in <out>.seeds/<run>/seed<k>.json with its run key (its checkpoint beside it), and a rerun keeps
+every result whose key matches: a study is extended by naming more cases or seeds (`--resume` is accepted for
+old command lines; resuming is always on).
 
 Writes <out>.json ({"settings", "runs": one row per (case, variant, seed), "variants": per (case, variant)
 rel_l2 / final_loss as {"median", "min", "max", "seeds"} over the non-diverged seeds, "n_seeds",
@@ -30,19 +32,17 @@ rel_l2 / final_loss as {"median", "min", "max", "seeds"} over the non-diverged s
 """
 import argparse
 import dataclasses
+import functools
 import itertools
-import json
-import math
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pinn.config import load, parse_case
-from pinn.trainer import load_data, predict, rel_l2, resolve_device, train
-from pipeline import runs
+from pinn.scoring import rel_l2_unless_diverged
+from pinn.trainer import load_data, resolve_device, run_key, train
+from pipeline import grid, runs
+from pipeline.grid import Run
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 from stablegrad.init import SCHEMES as INITS
@@ -101,13 +101,6 @@ def parse_grid(items) -> dict:
     return grid
 
 
-def _spread(values) -> dict:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return {"median": None, "min": None, "max": None, "seeds": list(values)}
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "seeds": list(values)}
-
-
 def aggregate(rows: list[dict]) -> list[dict]:
     """One entry per (problem, depth, variant), in first-seen order: rel_l2 and final_loss as
     {"median", "min", "max", "seeds"} over the seeds (diverged seeds: None in "seeds", left out of the
@@ -124,11 +117,16 @@ def aggregate(rows: list[dict]) -> list[dict]:
             "init": first["init"], "reference": first["reference"], "statistic": first["statistic"],
             "bias": first["bias"], "seeds": [r["seed"] for r in rs], "n_seeds": len(rs),
             "diverged_seeds": sum(bool(r["diverged"]) for r in rs),
-            "rel_l2": _spread([r["rel_l2"] for r in rs]),
-            "final_loss": _spread([r["final_loss"] for r in rs]),
+            **{k: spread(runs.summarize_seeds(rs, (k,)), k) for k in ("rel_l2", "final_loss")},
             "wall_time_s": round(sum(r["wall_time_s"] for r in rs), 2),
         })
     return out
+
+
+def spread(summary: dict, key: str) -> dict:
+    """runs.summarize_seeds' `key`, `key`_min, `key`_max, `key`_seeds as {"median", "min", "max", "seeds"}."""
+    return {"median": summary[key], "min": summary[f"{key}_min"], "max": summary[f"{key}_max"],
+            "seeds": summary[f"{key}_seeds"]}
 
 
 def _fmt(x):
@@ -153,8 +151,23 @@ def markdown(settings: dict, summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _finite(x):
-    return x if x is not None and math.isfinite(x) else None
+def variant_run(problem, depth, seed, steps, optimizer, init, options) -> Run:
+    """One variant's run: its init and the ablation's steps; StableGrad's options where it is StableGrad."""
+    sg = {k: options[k] for k in ("reference", "statistic", "bias")} if optimizer == "stablegrad" else {}
+    return Run.of(problem, depth, optimizer, seed, init=init, steps=steps, **sg)
+
+
+def train_variants(params: str, data_dir: str, out: str, group: list[Run]):
+    """In a worker: train each run of the group; yields its test-grid error and final loss."""
+    base = load(params)
+    torch.set_num_threads(base.threads)
+    data = load_data(Path(data_dir) / group[0].problem, getattr(torch, base.dtype), resolve_device(base.device))
+    for run in group:
+        res = train(grid.configure(base, run), run.problem, run.depth, run.control, data, seed=run.seed,
+                    checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"), progress=False)
+        _, err = rel_l2_unless_diverged(res, data)
+        yield {"rel_l2": err, "final_loss": runs.finite_or_none(res.final_loss), "diverged": res.diverged,
+               "wall_time_s": round(res.wall_time_s, 2)}
 
 
 def _write(out: Path, settings: dict, rows: list[dict]):
@@ -178,7 +191,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, help="override pinn.ablation.steps")
     ap.add_argument("--grid", nargs="+", metavar="FIELD=V1,V2",
                     help="AdamW + StableGrad over this product instead of the one-factor-at-a-time set")
-    ap.add_argument("--resume", action="store_true", help="keep matching runs of an existing <out>.json")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (each with pinn.threads threads)")
+    ap.add_argument("--resume", action="store_true", help="accepted for old command lines: results whose run key "
+                    "matches are always kept")
     args = ap.parse_args(argv)
     cfg = load(args.params)
     if "stablegrad" not in cfg.optimizers:
@@ -192,58 +207,44 @@ def main(argv=None):
     steps = cfg.ablation.steps if args.steps is None else args.steps
     if steps <= 0:
         raise BadInput(f"--steps must be > 0, got {steps}")
-    grid = parse_grid(args.grid) if args.grid else None
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    todo = grid_variants(cfg, grid) if grid else variants(cfg)
+    if args.jobs < 1:
+        raise BadInput(f"--jobs must be >= 1, got {args.jobs}")
+    product = parse_grid(args.grid) if args.grid else None
+    todo = grid_variants(cfg, product) if product else variants(cfg)
     settings = {"steps": steps, "width": cfg.width, "seeds": seeds, "init": cfg.init,
-                **cfg.optimizers["stablegrad"], "mode": "grid" if grid else "one-factor-at-a-time",
-                "grid": grid, "cases": [f"{p}:{d}" for p, d in cases], "lr": cfg.lr, "dtype": cfg.dtype,
+                **cfg.optimizers["stablegrad"], "mode": "grid" if product else "one-factor-at-a-time",
+                "grid": product, "cases": [f"{p}:{d}" for p, d in cases], "lr": cfg.lr, "dtype": cfg.dtype,
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if args.resume and out.with_suffix(".json").exists():
-        old = json.loads(out.with_suffix(".json").read_text())
-        # the fields a grid sets do not need to match the base setting (every run records its own)
-        same = [k for k in ("steps", "width", "init", "reference", "statistic", "bias", "lr", "dtype", "mode")
-                if k not in (grid or {})]
-        if all(old.get("settings", {}).get(k) == settings[k] for k in same):
-            done = {(r["problem"], r["depth"], r["variant"], r["seed"]): r for r in old["runs"]}
-            print(f"resuming: {len(done)} runs kept from {out.with_suffix('.json')}", flush=True)
-        else:
-            print(f"not resuming: {out.with_suffix('.json')} was made with other settings", flush=True)
     missing = [p for p, _ in cases if p not in cfg.points]
     if missing:
         raise BadInput(f"--cases: no pinn.points entry for {missing[0]!r} in {args.params}")
-    rows = list(done.values())
-    total = len(cases) * len(seeds) * len(todo)
-    n, t_start = 0, time.perf_counter()
-    for problem, depth in cases:
-        data = load_data(Path(args.data) / problem, getattr(torch, cfg.dtype), device)
-        for seed in seeds:
-            for name, opt, init, opts in todo:
-                n += 1
-                if (problem, depth, name, seed) in done:
-                    continue
-                # the control's own options (its lr where it sets one), this variant's init
-                own = {**cfg.optimizers.get(opt, {}), **(opts if opt == "stablegrad" else {}), "init": init}
-                c = dataclasses.replace(cfg, steps=steps, optimizers={opt: own})
-                res = train(c, problem, depth, opt, data, seed=seed, progress=False)
-                pred = predict(res.model, data)
-                err = None if res.diverged or not np.isfinite(pred).all() else rel_l2(pred, data.reference)
-                rows.append({"problem": problem, "depth": depth, "variant": name, "seed": seed,
-                             "optimizer": opt,
-                             "init": init, **{k: opts[k] for k in ("reference", "statistic", "bias")},
-                             "rel_l2": err,
-                             "final_loss": _finite(res.final_loss), "diverged": res.diverged,
-                             "wall_time_s": round(res.wall_time_s, 2)})
-                _write(out, settings, rows)
-                loss = "nan" if _finite(res.final_loss) is None else f"{res.final_loss:.3e}"
-                print(f"[{n}/{total} {time.perf_counter() - t_start:.0f}s] {problem} depth {depth} "
-                      f"seed {seed} "
-                      f"{name}: rel_l2={_fmt(err)} loss={loss} ({res.wall_time_s:.1f}s)", flush=True)
-    _write(out, settings, rows)
+    plan = [(problem, depth, seed, name, opt, init, opts, variant_run(problem, depth, seed, steps, opt, init, opts))
+            for problem, depth in cases for seed in seeds for name, opt, init, opts in todo]
+    data = {p: load_data(Path(args.data) / p) for p in dict.fromkeys(p for p, _ in cases)}
+    keys = {}
+    for *_, run in plan:
+        keys[run] = run_key(grid.configure(cfg, run), run.problem, run.depth, run.control, run.seed, data[run.problem])
+    path_of = functools.partial(grid.seed_file, f"{out}.seeds")
+    records, groups = grid.split([p[-1] for p in plan], keys, path_of)
+    print(f"{len(records)} runs kept, {sum(map(len, groups))} to run ({args.jobs} at once)", flush=True)
+    tick = grid.counter(sum(map(len, groups)))
+
+    def rows():
+        return [{"problem": problem, "depth": depth, "variant": name, "seed": seed, "optimizer": opt, "init": init,
+                 **{k: opts[k] for k in ("reference", "statistic", "bias")},
+                 **{k: records[run][k] for k in ("rel_l2", "final_loss", "diverged", "wall_time_s")}}
+                for problem, depth, seed, name, opt, init, opts, run in plan if run in records]
+
+    def done(group, result):
+        _write(out, settings, rows())
+        for run, r in zip(group, result):
+            loss = "nan" if r["final_loss"] is None else f"{r['final_loss']:.3e}"
+            tick(f"{run.name} seed {run.seed}: rel_l2={_fmt(r['rel_l2'])} loss={loss} ({r['wall_time_s']:.1f}s)")
+    grid.execute(groups, keys, path_of, functools.partial(train_variants, args.params, args.data, str(out)),
+                 args.jobs, records, done)
+    _write(out, settings, rows())
 
 
 if __name__ == "__main__":

@@ -16,23 +16,20 @@ error per iteration, one figure per depth).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from paper_figures.pinn_error_vs_depth import main as error_vs_depth_figure
-from paper_figures.pinn_lbfgs_curves import main as curves_figure
 from pinn.config import load
 from pinn.finish import HISTORY_SIZE, lbfgs_finish
 from pinn.problems import PROBLEMS
 from pinn.stages.study import plan
 from pinn.trainer import derivative_function, load_data, resolve_device, run_key, train
-from pipeline import runs
-from pipeline.names import run_name
+from pipeline import grid, runs
+from pipeline.grid import Run
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 
@@ -45,34 +42,29 @@ def finish_key(cfg, problem, depth, control, seed, data, iters) -> str:
                          "chunk": CHUNK, "history": HISTORY_SIZE}, sources=runs.source_files(("pinn/finish.py",)))
 
 
-def finish_run(params: str, study: str, problem: str, depth: int, control: str, seeds: list[int],
-               iters: int) -> list[dict]:
-    """The given seeds of one run: each seed's end weights (the checkpoint, or trained again), then L-BFGS.
-    Writes and returns each seed's record."""
+def finish_runs(params: str, study: str, iters: int, group: list[Run]):
+    """In a worker: for each seed of one run, its end weights (the study's checkpoint, or trained again), then
+    L-BFGS; yields each seed's record."""
     cfg = load(params)
     torch.set_num_threads(cfg.threads)
-    study = Path(study)
-    data = load_data(study / "pinn" / problem, getattr(torch, cfg.dtype), resolve_device(cfg.device))
-    name = run_name(problem, depth, control)
-    records = []
-    for seed in seeds:
-        res = train(cfg, problem, depth, control, data, seed,
-                    checkpoint=runs.checkpoint_path(study / "checkpoints" / name, seed), progress=False)
-        record = {"seed": seed, "problem": problem, "depth": depth, "optimizer": control, "iters": iters,
-                  "key": finish_key(cfg, problem, depth, control, seed, data, iters), "diverged": res.diverged}
+    study, run = Path(study), group[0]
+    data = load_data(study / "pinn" / run.problem, getattr(torch, cfg.dtype), resolve_device(cfg.device))
+    for r in group:
+        res = train(cfg, r.problem, r.depth, r.control, data, r.seed,
+                    checkpoint=runs.checkpoint_path(study / "checkpoints" / r.name, r.seed), progress=False)
+        record = {"seed": r.seed, "problem": r.problem, "depth": r.depth, "optimizer": r.control, "iters": iters,
+                  "diverged": res.diverged}
         if res.diverged:
             record.update(rel_l2=None, rel_l2_start=None, loss=None, loss_start=None, stopped="run diverged",
                           wall_time_s=0.0, curve=[])
         else:
-            out = lbfgs_finish(res.model, PROBLEMS[problem], data, derivative_function(cfg.compile, res.gemm),
+            out = lbfgs_finish(res.model, PROBLEMS[r.problem], data, derivative_function(cfg.compile, res.gemm),
                                res.boundary_weight, iters, CHUNK)
             record.update(rel_l2=out.rel_l2, rel_l2_start=out.rel_l2_start, loss=out.loss,
                           loss_start=out.loss_start, evals=out.evals, stopped=out.stopped,
                           wall_time_s=round(out.wall_time_s, 2), curve=out.curve,
                           boundary_weight=res.boundary_weight)
-        runs.write_json(study / "lbfgs" / "seeds" / name / f"seed{seed}.json", record)
-        records.append(record)
-    return records
+        yield record
 
 
 def _num(x) -> str:
@@ -120,53 +112,41 @@ def main(argv=None):
     ends_only = json.loads((study / "study.json").read_text())["ends_only"]
     todo = [(p, d, c) for p, d, c in plan(cfg, ends_only) if c in controls]
     data = {p: load_data(study / "pinn" / p) for p in cfg.problems}
-
-    records, jobs = {}, []
-    for p, d, c in todo:
-        left = []
-        for s in cfg.seeds:
-            f = study / "lbfgs" / "seeds" / run_name(p, d, c) / f"seed{s}.json"
-            old = json.loads(f.read_text()) if f.is_file() else None
-            if old is not None and old["key"] == finish_key(cfg, p, d, c, s, data[p], args.iters):
-                records[p, d, c, s] = old
-            else:
-                left.append(s)
-        if left:
-            jobs.append((p, d, c, left))
-    print(f"{len(records)} seeds kept, {sum(len(j[3]) for j in jobs)} to finish with L-BFGS "
+    seeds = [Run(p, d, c, s) for p, d, c in todo for s in cfg.seeds]
+    keys = {r: finish_key(cfg, r.problem, r.depth, r.control, r.seed, data[r.problem], args.iters) for r in seeds}
+    path_of = functools.partial(grid.seed_file, study / "lbfgs" / "seeds")
+    records, groups = grid.split(seeds, keys, path_of)
+    print(f"{len(records)} seeds kept, {sum(map(len, groups))} to finish with L-BFGS "
           f"({args.jobs} runs at once)", flush=True)
-    spawn = multiprocessing.get_context("spawn")   # fresh interpreters: one torch thread pool each
-    with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool, tqdm(total=len(jobs), desc="l-bfgs",
-                                                                         unit="run") as bar:
-        futures = {pool.submit(finish_run, str(Path(args.params).resolve()), str(study), *job, args.iters): job
-                   for job in jobs}
-        for fut in as_completed(futures):
-            p, d, c, _ = futures[fut]
-            for r in fut.result():
-                records[p, d, c, r["seed"]] = r
-            bar.set_postfix_str(f"{run_name(p, d, c)}: " + ", ".join(
-                f"{_num(r['rel_l2_start'])}->{_num(r['rel_l2'])}" for r in fut.result()))
+    with tqdm(total=len(groups), desc="l-bfgs", unit="run") as bar:
+        def done(group, result):
+            bar.set_postfix_str(f"{group[0].name}: " + ", ".join(
+                f"{_num(r['rel_l2_start'])}->{_num(r['rel_l2'])}" for r in result))
             bar.update()
+        grid.execute(groups, keys, path_of, functools.partial(finish_runs, str(Path(args.params).resolve()),
+                                                              str(study), args.iters), args.jobs, records, done)
 
     summary = {"settings": {"pinn": {"problems": cfg.problems, "depths": cfg.depths, "optimizers": controls},
                             "lbfgs": {"iters": args.iters, "chunk": CHUNK, "history_size": HISTORY_SIZE,
                                       "line_search": "strong_wolfe", "params": args.params}},
                "pinn": {}}
     for p, d, c in sorted(todo, key=lambda r: (cfg.problems.index(r[0]), r[1], controls.index(r[2]))):
-        per_seed = [{k: v for k, v in records[p, d, c, s].items() if k not in ("curve", "key")} for s in cfg.seeds]
+        per_seed = [{k: v for k, v in records[Run(p, d, c, s)].items() if k not in ("curve", "key")}
+                    for s in cfg.seeds]
         for m in per_seed:
-            curve = records[p, d, c, m["seed"]]["curve"]
+            curve = records[Run(p, d, c, m["seed"])]["curve"]
             m["iters_done"] = curve[-1][0] if curve else 0
         m = runs.summarize_seeds(per_seed, SUMMARIZED)
         m["stopped_seeds"] = [r["stopped"] for r in per_seed]
         summary["pinn"].setdefault(p, {}).setdefault(str(d), {})[c] = m
     runs.write_json(study / "lbfgs" / "summary.json", summary)
     (study / "lbfgs" / "table.md").write_text(table(summary))
-    error_vs_depth_figure(["--summary", str(study / "lbfgs" / "summary.json"),
-                           "--out", str(study / "figures" / "pinn_error_vs_depth_lbfgs")])
+    grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", study / "lbfgs" / "summary.json",
+                       "--out", study / "figures" / "pinn_error_vs_depth_lbfgs")
     for d in sorted(set(cfg.depths)):   # one figure per depth: where a target is missed, its curve says why
-        curves_figure(["--summary", str(study / "lbfgs" / "summary.json"), "--seeds", str(study / "lbfgs" / "seeds"),
-                       "--depth", str(d), "--out", str(study / "figures" / f"pinn_lbfgs_curves_depth{d}")])
+        grid.python_module("paper_figures.pinn_lbfgs_curves", "--summary", study / "lbfgs" / "summary.json",
+                           "--seeds", study / "lbfgs" / "seeds", "--depth", d,
+                           "--out", study / "figures" / f"pinn_lbfgs_curves_depth{d}")
     print(table(summary))
 
 

@@ -15,8 +15,10 @@ for information only.
 `--option CONTROL.KEY=V1,V2,..` adds one of a control's options to its grid (e.g. AGC's clipping lambda);
 `--schedules constant cosine` adds the lr schedule to the grid (default: params' pinn.schedule only).
 Choice per control: the (init, lr, schedule, option) with the lowest mean over cases of log10(held-out loss, median over
-seeds). Writes <out>.json (settings, one row per run, the scores and the choice) and <out>.md; rows are
-written after every run, and `--resume` keeps those of an existing <out>.json made with the same settings.
+seeds). Writes <out>.json (settings, one row per run, the scores and the choice) and <out>.md, rewritten after
+every run. Runs go through the grid runner (pipeline/grid.py): each run's result is kept in
+<out>.seeds/<run>/seed<k>.json with its run key (with its checkpoint beside it), and a rerun keeps every result
+whose key matches (`--resume` is accepted for old command lines; resuming is always on).
 """
 from __future__ import annotations
 
@@ -26,19 +28,17 @@ import functools
 import json
 import math
 import statistics
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pinn.config import PER_CONTROL, SCHEDULES, load, parse_case
 from pinn.points import generate
 from pinn.problems import PROBLEMS
-from pinn.trainer import PinnData, derivative_function, pinn_losses, predict, rel_l2, train
-from pipeline import runs
+from pinn.scoring import rel_l2_unless_diverged
+from pinn.trainer import PinnData, derivative_function, pinn_losses, run_key, train
+from pipeline import grid, runs
+from pipeline.grid import Run
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 from stablegrad.init import SCHEMES
@@ -61,26 +61,30 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
     return float(loss_r + cfg.boundary_weight * loss_b)
 
 
-def one_run(params: str, problem: str, depth: int, control: str, init: str, lr: float, seed: int,
-            option: dict | None = None, schedule: str | None = None) -> dict:
+def training(cfg, run: Run):
+    """(settings, training points, held-out points) of a run: the pipeline's points (seed 0) and fresh ones
+    of the same counts (seed 1)."""
+    pts = cfg.points[run.problem]
+    return (grid.configure(cfg, run), _points(run.problem, pts.domain, pts.boundary, 0),
+            _points(run.problem, pts.domain, pts.boundary, 1))
+
+
+def one_run(params: str, out: str, group: list[Run]):
+    """In a worker: train each run of the group on the training points; yields its row (held-out loss, the
+    test-grid error for information)."""
     torch.set_num_threads(1)
-    cfg = load(params)
-    own = {c: {k: x for k, x in o.items() if k not in PER_CONTROL} for c, o in cfg.optimizers.items()}
-    own[control].update(option or {})
-    schedule = schedule or cfg.schedule
-    cfg = dataclasses.replace(cfg, init=init, lr=lr, schedule=schedule, optimizers=own)   # the grid's, for every control
-    pts = cfg.points[problem]
-    train_data = _points(problem, pts.domain, pts.boundary, 0)
-    held_out = _points(problem, pts.domain, pts.boundary, 1)
-    res = train(cfg, problem, depth, control, train_data, seed=seed, progress=False)
-    pred = predict(res.model, train_data)
-    ok = not res.diverged and np.isfinite(pred).all()
-    return {"problem": problem, "depth": depth, "control": control, "init": init, "lr": lr, "schedule": schedule,
-            "seed": seed, "option": option or {},
-            "heldout_loss": heldout_loss(cfg, res.model, problem, held_out) if ok else None,
-            "final_loss": res.final_loss if math.isfinite(res.final_loss) else None,
-            "rel_l2": rel_l2(pred, train_data.reference) if ok else None, "diverged": res.diverged,
-            "wall_time_s": round(res.wall_time_s, 2)}
+    base = load(params)
+    for run in group:
+        cfg, train_data, held_out = training(base, run)
+        option = {k: x for k, x in run.overrides if k not in ("init", "lr", "schedule")}
+        res = train(cfg, run.problem, run.depth, run.control, train_data, seed=run.seed, progress=False,
+                    checkpoint=grid.seed_file(f"{out}.seeds", run).with_suffix(".pt"))
+        _, err = rel_l2_unless_diverged(res, train_data)
+        yield {"problem": run.problem, "depth": run.depth, "control": run.control, "init": cfg.init, "lr": cfg.lr,
+               "schedule": cfg.schedule, "seed": run.seed, "option": option,
+               "heldout_loss": heldout_loss(cfg, res.model, run.problem, held_out) if err is not None else None,
+               "final_loss": runs.finite_or_none(res.final_loss), "rel_l2": err, "diverged": res.diverged,
+               "wall_time_s": round(res.wall_time_s, 2)}
 
 
 def choose(rows: list[dict]) -> dict:
@@ -162,7 +166,8 @@ def main(argv=None):
     ap.add_argument("--schedules", nargs="+", default=None, help=f"lr schedules in the grid ({' | '.join(SCHEDULES)}; "
                     "default: params' pinn.schedule)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="accepted for old command lines: results whose run key "
+                    "matches are always kept")
     args = ap.parse_args(argv)
     cfg = load(args.params)
     cases = [parse_case(c) for c in args.cases]
@@ -188,29 +193,26 @@ def main(argv=None):
                 "points": {p: dataclasses.asdict(v) for p, v in cfg.points.items()}, "params": args.params}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
-    if args.resume and out.with_suffix(".json").is_file():
-        old = json.loads(out.with_suffix(".json").read_text())
-        same = all(old["settings"].get(k) == settings[k] for k in ("steps", "width", "controls", "schedule", "points"))
-        rows = old["runs"] if same else []
-        print(f"resuming: {len(rows)} runs kept" if same else "not resuming: other settings", flush=True)
-    done = {(r["problem"], r["depth"], r["control"], r["init"], r["lr"], r["seed"],
-             json.dumps(r.get("option") or None, sort_keys=True), r.get("schedule", cfg.schedule)) for r in rows}
-    todo = [(p, d, c, i, lr, s, o, sc) for p, d in cases for c in controls for i in args.inits for lr in args.lrs
-            for s in args.seeds for o in options[c] for sc in schedules
-            if (p, d, c, i, lr, s, json.dumps(o, sort_keys=True), sc) not in done]
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(one_run, args.params, *job) for job in todo]
-        for n, fut in enumerate(as_completed(futures), 1):
-            r = fut.result()
-            rows.append(r)
-            _write(out, settings, rows)
-            print(f"[{n}/{len(todo)} {time.perf_counter() - t0:.0f}s] {r['problem']}:{r['depth']} {r['control']} "
-                  f"init={r['init']} lr={r['lr']:g} {r['schedule']} {r['option'] or ''} seed {r['seed']}: held-out loss {r['heldout_loss']} "
-                  f"({r['wall_time_s']:.0f}s)", flush=True)
-    _write(out, settings, rows)
-    for control, c in choose(rows).items():
+    plan = [Run.of(p, d, c, s, init=i, lr=lr, schedule=sc, **(o or {})) for p, d in cases for c in controls for i in args.inits
+            for lr in args.lrs for s in args.seeds for o in options[c] for sc in schedules]
+    keys = {}
+    for run in plan:
+        c, data, _ = training(cfg, run)
+        keys[run] = run_key(c, run.problem, run.depth, run.control, run.seed, data)
+    path_of = functools.partial(grid.seed_file, f"{out}.seeds")
+    records, todo = grid.split(plan, keys, path_of)
+    print(f"{len(records)} runs kept, {sum(map(len, todo))} to run ({args.jobs} at once)", flush=True)
+    rows = lambda: [{k: x for k, x in records[r].items() if k != "key"} for r in plan if r in records]
+    tick = grid.counter(sum(map(len, todo)))
+
+    def done(group, result):
+        _write(out, settings, rows())
+        for r in result:
+            tick(f"{r['problem']}:{r['depth']} {r['control']} init={r['init']} lr={r['lr']:g} {r['schedule']} "
+                 f"{r['option'] or ''} seed {r['seed']}: held-out loss {r['heldout_loss']} ({r['wall_time_s']:.0f}s)")
+    grid.execute(todo, keys, path_of, functools.partial(one_run, args.params, str(out)), args.jobs, records, done)
+    _write(out, settings, rows())
+    for control, c in choose(rows()).items():
         print(f"{control}: init={c['init']} lr={c['lr']:g} {c['schedule']} {c['option'] or ''} (score {c['score']:.3f})")
 
 

@@ -2,42 +2,45 @@
 
     python -m pinn.stages.study --params params_cpu_study.yaml --out data/cpu_study --ends-only agc lra --jobs 2
 
-(`make cpu-study`.) The same stages as dvc.yaml's, run as DVC runs them (`pinn.stages.generate`, then one
-`pinn.stages.train` per problem x depth x control, every seed of pinn.seeds in it), on `--jobs` cores at once
-(DVC runs one stage at a time), then `pipeline.aggregate` and the PINN figures:
+(`make cpu-study`.) The same stages as dvc.yaml's, run as DVC runs them (`pinn.stages.generate`, then
+`pinn.stages.train`'s run per problem x depth x control, every seed of pinn.seeds in it), on `--jobs` cores at
+once through the grid runner (pipeline/grid.py; DVC runs one stage at a time), then `pipeline.aggregate` and
+the PINN figures:
 
     <out>/pinn/<problem>/            training points and test grid
-    <out>/runs/<problem>-<depth>-<control>/   the run layout of pipeline/runs.py (+ run_keys.json)
+    <out>/runs/<problem>-<depth>-<control>/   the run layout of pipeline/runs.py; each seed's metrics.json
+                                     holds its run key
     <out>/summary.json               the key format of data/summary.json
     <out>/tables/, <out>/figures/    table_pinn_errors.{md,tex,csv}; pinn_error_vs_depth, pinn_training_curves
     <out>/study.json                 the command's settings; per run "trained" (now) or "kept", and its
                                      training seconds summed over seeds (from its metrics.json)
+    <out>/logs/<run>.log             each trained run's output
 
-Resuming: a run whose run_keys.json holds the run keys of its seeds as they are now (settings, training points
-and source files: pinn/trainer.py `run_key`) is kept, even without checkpoints (a fresh clone); any other run
-is trained, resuming from its checkpoints in <out>/checkpoints/ where they match. Controls named in
-`--ends-only` run at the shallowest and the deepest of pinn.depths only.
+Resuming (pipeline/grid.py): a run whose seeds' metrics.json hold their run keys as they are now (settings,
+training points and source files: pinn/trainer.py `run_key`; runs from before this rule: its run_keys.json)
+is kept, even without checkpoints (a fresh clone); any other run is trained, resuming from its checkpoints in
+<out>/checkpoints/ where they match. Controls named in `--ends-only` run at the shallowest and the deepest of
+pinn.depths only.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import functools
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pinn.config import load
+from pinn.stages import train
 from pinn.trainer import load_data, run_key
-from pipeline import runs
-from pipeline.names import run_name
+from pipeline import grid, runs
+from pipeline.grid import Run
 from pipeline.params import exits_on_bad_input
 from pipeline.validate import BadInput
 
-KEYS_FILE = "run_keys.json"
-REPO = Path(__file__).resolve().parents[2]   # the stages run from the repository root, as under DVC
+LEGACY_KEYS = "run_keys.json"   # the per-seed run keys of runs trained before the grid runner
 
 
 def plan(cfg, ends_only=()) -> list[tuple[str, int, str]]:
@@ -48,30 +51,42 @@ def plan(cfg, ends_only=()) -> list[tuple[str, int, str]]:
     return sorted(todo, key=lambda r: -r[1])
 
 
-def seed_keys(cfg, problem: str, depth: int, control: str, data) -> dict[str, str]:
-    return {str(s): run_key(cfg, problem, depth, control, s, data) for s in cfg.seeds}
+def study_runs(cfg, ends_only=()) -> list[Run]:
+    return [Run(p, d, c, s) for p, d, c in plan(cfg, ends_only) for s in cfg.seeds]
 
 
-def is_done(run: Path, keys: dict[str, str]) -> bool:
-    f = run / KEYS_FILE
-    return runs.read_metrics(run) is not None and f.is_file() and json.loads(f.read_text()) == keys
+def seed_metrics(out: Path, run: Run) -> Path:
+    """A seed's result file: its metrics.json in the run layout."""
+    return runs.seed_dir(out / "runs" / run.name, run.seed) / "metrics.json"
 
 
-def _python(module: str, *args, log: Path | None = None) -> None:
-    """`python -m module args` from the repository root (paths in args are absolute); output to `log`."""
-    cmd = [sys.executable, "-m", module, *map(str, args)]
-    if log is None:
-        subprocess.run(cmd, check=True, cwd=REPO)
-        return
+def read_seed(path: Path) -> dict | None:
+    """A seed's metrics with its run key: its own, or (a run from before the grid runner) its run_keys.json's."""
+    record = grid.read_record(path)
+    if record is not None and "key" not in record:
+        legacy = grid.read_record(path.parents[2] / LEGACY_KEYS) or {}
+        record = {**record, "key": legacy.get(str(record.get("seed")))}
+    return record
+
+
+def train_runs(params: str, out: str, group: list[Run]):
+    """In a worker: every seed of one run (pinn.stages.train), its output in <out>/logs/<run>.log; yields each
+    seed's metrics."""
+    out, run = Path(out), group[0]
+    cfg = load(params)
+    folder = out / "runs" / run.name
+    (folder / LEGACY_KEYS).unlink(missing_ok=True)
+    log = out / "logs" / f"{run.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
-        if subprocess.run(cmd, check=False, stdout=f, stderr=subprocess.STDOUT, cwd=REPO).returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed; see {log}")
-
-
-def _wall(run: Path) -> float | None:
-    m = runs.read_metrics(run)
-    return None if m is None else m.get("wall_time_s")
+    with open(log, "w") as f, redirect_stdout(f), redirect_stderr(f):
+        try:
+            train.run(cfg, run.problem, run.depth, run.control, out / "pinn" / run.problem, folder,
+                      out / "checkpoints" / run.name, progress=False)
+        except Exception:  # noqa: BLE001 -- re-raised, its traceback in the log
+            traceback.print_exc()
+            raise RuntimeError(f"see {log}") from None
+    for r in group:
+        yield grid.read_record(seed_metrics(out, r))
 
 
 @exits_on_bad_input
@@ -91,50 +106,35 @@ def main(argv=None):
         raise BadInput(f"--jobs must be >= 1, got {args.jobs}")
     out, params = args.out.resolve(), Path(args.params).resolve()
     for p in cfg.problems:
-        _python("pinn.stages.generate", "--problem", p, "--params", params, "--out", out / "pinn" / p)
+        grid.python_module("pinn.stages.generate", "--problem", p, "--params", params, "--out", out / "pinn" / p)
     data = {p: load_data(out / "pinn" / p) for p in cfg.problems}
 
-    todo, record = [], {}
-    for p, d, c in plan(cfg, args.ends_only):
-        name, keys = run_name(p, d, c), seed_keys(cfg, p, d, c, data[p])
-        if is_done(out / "runs" / name, keys):
-            record[name] = "kept"
-        else:
-            todo.append((name, p, d, c, keys))
-    print(f"{len(record)} runs kept, {len(todo)} to train ({args.jobs} at once; logs in {out / 'logs'})", flush=True)
+    todo_runs = study_runs(cfg, args.ends_only)
+    keys = {r: run_key(cfg, r.problem, r.depth, r.control, r.seed, data[r.problem]) for r in todo_runs}
+    path_of = functools.partial(seed_metrics, out)
+    _, todo = grid.split(todo_runs, keys, path_of, read=read_seed, whole_groups=True)
+    names = list(dict.fromkeys(r.name for r in todo_runs))
+    status = {n: "kept" for n in names}
+    print(f"{len(names) - len(todo)} runs kept, {len(todo)} to train ({args.jobs} at once; logs in "
+          f"{out / 'logs'})", flush=True)
 
-    def train(name, p, d, c, keys):
-        run = out / "runs" / name
-        _python("pinn.stages.train", "--problem", p, "--depth", d, "--optimizer", c, "--params", params,
-                "--data", out / "pinn" / p, "--out", run, "--ckpt", out / "checkpoints" / name,
-                log=out / "logs" / f"{name}.log")
-        (run / KEYS_FILE).write_text(json.dumps(keys, indent=1) + "\n")
-        return name
-
-    failed = []
-    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(todo), desc="cpu study", unit="run") as bar:
-        futures = {pool.submit(train, *job): job[0] for job in todo}
-        for fut in as_completed(futures):
-            try:
-                name = fut.result()
-                record[name] = "trained"
-                m = runs.read_metrics(out / "runs" / name)
-                bar.set_postfix_str(f"{name}: rel_l2 {m.get('rel_l2')}")
-            except RuntimeError as err:
-                failed.append(futures[fut])
-                tqdm.write(f"error: {err}")
+    with tqdm(total=len(todo), desc="cpu study", unit="run") as bar:
+        def done(group, records):
+            status[group[0].name] = "trained"
+            bar.set_postfix_str(f"{group[0].name}: rel_l2 {[r.get('rel_l2') for r in records]}")
             bar.update()
+        grid.execute(todo, keys, path_of, functools.partial(train_runs, str(params), str(out)), args.jobs,
+                     on_done=done)
+    wall = lambda n: (runs.read_metrics(out / "runs" / n) or {}).get("wall_time_s")
     runs.write_json(out / "study.json", {"params": args.params, "ends_only": args.ends_only, "jobs": args.jobs,
-                                         "runs": {n: {"status": record[n], "wall_time_s": _wall(out / "runs" / n)}
-                                                  for n in sorted(record)}})
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
-    _python("pipeline.aggregate", "--params", params, "--pinn-runs", out / "runs", "--summary",
-            out / "summary.json", "--tables", out / "tables")
-    _python("paper_figures.pinn_error_vs_depth", "--summary", out / "summary.json",
-            "--out", out / "figures" / "pinn_error_vs_depth")
-    _python("paper_figures.pinn_training_curves", "--summary", out / "summary.json", "--runs", out / "runs",
-            "--out", out / "figures" / "pinn_training_curves")
+                                         "runs": {n: {"status": status[n], "wall_time_s": wall(n)}
+                                                  for n in sorted(names)}})
+    grid.python_module("pipeline.aggregate", "--params", params, "--pinn-runs", out / "runs", "--summary",
+                       out / "summary.json", "--tables", out / "tables")
+    grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", out / "summary.json",
+                       "--out", out / "figures" / "pinn_error_vs_depth")
+    grid.python_module("paper_figures.pinn_training_curves", "--summary", out / "summary.json", "--runs",
+                       out / "runs", "--out", out / "figures" / "pinn_training_curves")
 
 
 if __name__ == "__main__":
