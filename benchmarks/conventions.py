@@ -109,7 +109,7 @@ def one(params, problem, depth, variant, seed, lbfgs, store):
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
                           cwd=HERE).stdout.strip()
 
 

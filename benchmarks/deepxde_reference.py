@@ -34,38 +34,12 @@ import torch
 from pinn_vs_deepxde import cpu_name
 
 from pinn.config import load
+from pinn.deepxde_twin import deepxde_data, deepxde_net
 from pinn.points import generate
-from pinn.problems import burgers, helmholtz, poisson
 from pinn.trainer import rel_l2
 from pipeline.runs import write_json
 
 LR = 1e-3
-
-
-def pde_data(problem: str, n_domain: int, n_boundary: int):
-    """DeepXDE's data object for one of our problems, with the point counts of our params file."""
-    import deepxde as dde
-
-    if problem == "burgers":
-        geom = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 0.99))
-
-        def pde(x, u):
-            return (dde.grad.jacobian(u, x, i=0, j=1) + u * dde.grad.jacobian(u, x, i=0, j=0)
-                    - burgers.NU * dde.grad.hessian(u, x, i=0, j=0))
-
-        bc = dde.icbc.DirichletBC(geom, lambda x: 0, lambda _, on_boundary: on_boundary)
-        ic = dde.icbc.IC(geom, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
-        return dde.data.TimePDE(geom, pde, [bc, ic], num_domain=n_domain, num_boundary=n_boundary // 2,
-                                num_initial=n_boundary - n_boundary // 2)
-    mod = {"poisson": poisson, "helmholtz": helmholtz}[problem]
-    geom = dde.geometry.Rectangle(list(mod.LOWER), list(mod.UPPER))
-
-    def pde(x, u):
-        d2 = [dde.grad.hessian(u, x, i=j, j=j) for j in (0, 1)]
-        return mod.residual(x, u[:, 0], None, [d[:, 0] for d in d2])[:, None]
-
-    bc = dde.icbc.DirichletBC(geom, lambda x: 0, lambda _, on_boundary: on_boundary)
-    return dde.data.PDE(geom, pde, bc, num_domain=n_domain, num_boundary=n_boundary)
 
 
 def one_run(problem, n_domain, n_boundary, width, depth, steps, seed, test_x, test_u, lbfgs=0) -> dict:
@@ -75,8 +49,8 @@ def one_run(problem, n_domain, n_boundary, width, depth, steps, seed, test_x, te
 
     dde.config.set_default_float("float32")
     dde.config.set_random_seed(seed)
-    net = dde.nn.FNN([2] + [width] * depth + [1], "tanh", "Glorot normal")
-    model = dde.Model(pde_data(problem, n_domain, n_boundary), net)
+    net = deepxde_net(width, depth)
+    model = dde.Model(deepxde_data(problem, n_domain, n_boundary), net)
     model.compile("adam", lr=LR)
     t0 = time.perf_counter()
     _, state = model.train(iterations=steps, display_every=steps, verbose=0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullLocator
@@ -95,7 +96,7 @@ def main(argv=None):
     ap.add_argument("--deepxde", default=None, help="a benchmarks/deepxde_reference.py output: its own line")
     ap.add_argument("--after-lbfgs", action="store_true", help="DeepXDE's errors after its L-BFGS phase")
     args = ap.parse_args(argv)
-    deepxde = json.loads(open(args.deepxde).read())["deepxde"] if args.deepxde else None
+    deepxde = json.loads(Path(args.deepxde).read_text())["deepxde"] if args.deepxde else None
     save(plot(read_summary(args.summary), deepxde, args.after_lbfgs), args.out)
 
 

@@ -11,10 +11,10 @@ import torch
 
 dde = pytest.importorskip("deepxde")
 
-from pinn.deepxde_twin import deepxde_data, deepxde_net, our_state_dict, pinn_data, record_losses  # noqa: E402
-from pinn.finish import lbfgs_finish  # noqa: E402
-from pinn.problems import PROBLEMS  # noqa: E402
-from pinn.trainer import derivative_function, train  # noqa: E402
+from pinn.deepxde_twin import deepxde_data, deepxde_net, our_state_dict, pinn_data, record_losses
+from pinn.finish import lbfgs_finish
+from pinn.problems import PROBLEMS
+from pinn.trainer import derivative_function, train
 
 DEPTH, WIDTH, ADAM_STEPS, LBFGS_ITERS = 8, 16, 200, 20
 POINTS = {"burgers": (160, 40), "poisson": (120, 32), "helmholtz": (120, 32)}   # (domain, boundary)

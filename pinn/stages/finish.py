@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from pinn.config import load
-from pinn.finish import HISTORY_SIZE, lbfgs_finish
+from pinn.finish import lbfgs_finish
 from pinn.problems import PROBLEMS
 from pinn.stages.study import plan
 from pinn.trainer import derivative_function, load_data, resolve_device, run_key, train
@@ -39,7 +39,8 @@ SUMMARIZED = ("rel_l2", "rel_l2_start", "loss", "loss_start", "iters_done")
 
 def finish_key(cfg, problem, depth, control, seed, data, iters) -> str:
     return runs.run_key({"run": run_key(cfg, problem, depth, control, seed, data), "iters": iters,
-                         "chunk": CHUNK, "history": HISTORY_SIZE}, sources=runs.source_files(("pinn/finish.py",)))
+                         "chunk": CHUNK, "history": cfg.conventions.lbfgs_history},
+                        sources=runs.source_files(("pinn/finish.py",)))
 
 
 def finish_runs(params: str, study: str, iters: int, group: list[Run]):
@@ -59,7 +60,7 @@ def finish_runs(params: str, study: str, iters: int, group: list[Run]):
                           wall_time_s=0.0, curve=[])
         else:
             out = lbfgs_finish(res.model, PROBLEMS[r.problem], data, derivative_function(cfg.compile, res.gemm),
-                               res.boundary_weight, iters, CHUNK)
+                               res.boundary_weight, iters, CHUNK, history=cfg.conventions.lbfgs_history)
             record.update(rel_l2=out.rel_l2, rel_l2_start=out.rel_l2_start, loss=out.loss,
                           loss_start=out.loss_start, evals=out.evals, stopped=out.stopped,
                           wall_time_s=round(out.wall_time_s, 2), curve=out.curve,
@@ -127,7 +128,7 @@ def main(argv=None):
                                                               str(study), args.iters), args.jobs, records, done)
 
     summary = {"settings": {"pinn": {"problems": cfg.problems, "depths": cfg.depths, "optimizers": controls},
-                            "lbfgs": {"iters": args.iters, "chunk": CHUNK, "history_size": HISTORY_SIZE,
+                            "lbfgs": {"iters": args.iters, "chunk": CHUNK, "history_size": cfg.conventions.lbfgs_history,
                                       "line_search": "strong_wolfe", "params": args.params}},
                "pinn": {}}
     for p, d, c in sorted(todo, key=lambda r: (cfg.problems.index(r[0]), r[1], controls.index(r[2]))):
@@ -141,8 +142,9 @@ def main(argv=None):
         summary["pinn"].setdefault(p, {}).setdefault(str(d), {})[c] = m
     runs.write_json(study / "lbfgs" / "summary.json", summary)
     (study / "lbfgs" / "table.md").write_text(table(summary))
+    deepxde = ("--deepxde", study / "deepxde.json", "--after-lbfgs") if (study / "deepxde.json").is_file() else ()
     grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", study / "lbfgs" / "summary.json",
-                       "--out", study / "figures" / "pinn_error_vs_depth_lbfgs")
+                       "--out", study / "figures" / "pinn_error_vs_depth_lbfgs", *deepxde)
     for d in sorted(set(cfg.depths)):   # one figure per depth: where a target is missed, its curve says why
         grid.python_module("paper_figures.pinn_lbfgs_curves", "--summary", study / "lbfgs" / "summary.json",
                            "--seeds", study / "lbfgs" / "seeds", "--depth", d,

@@ -7,8 +7,8 @@
         --controls agc --inits glorot --lrs 3e-3 --option agc.clipping=0.01,0.04,0.16 --jobs 2
 
 For every case (problem:depth), control of pinn.optimizers, init, lr and seed: one run with the settings of
-params.yaml otherwise, on the pipeline's own training points (seed 0). Each run is scored by its loss on
-HELD-OUT points (fresh collocation and boundary points of the same counts, seed 1; residual + boundary
+params.yaml otherwise, on the pipeline's own training points (seed 0, pinn.conventions). Each run is scored by its
+loss on HELD-OUT points (fresh Latin hypercube collocation and boundary points of the same counts, seed 1; residual + boundary
 weight x boundary error): the choice never reads the test grid. The test-grid error is recorded beside it,
 for information only.
 
@@ -45,8 +45,9 @@ from stablegrad.init import SCHEMES
 
 
 @functools.cache
-def _points(problem: str, n_domain: int, n_boundary: int, seed: int):
-    d = generate(problem, n_domain, n_boundary, seed=seed)
+def _points(problem: str, n_domain: int, n_boundary: int, seed: int, sampler: str = "lhs",
+            residual_points: str = "domain"):
+    d = generate(problem, n_domain, n_boundary, seed, sampler, residual_points)
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)
     return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]),
                     d["test_u"], d["axes"], tuple(d["condition_rows"]))
@@ -62,10 +63,11 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
 
 
 def training(cfg, run: Run):
-    """(settings, training points, held-out points) of a run: the pipeline's points (seed 0) and fresh ones
-    of the same counts (seed 1)."""
-    pts = cfg.points[run.problem]
-    return (grid.configure(cfg, run), _points(run.problem, pts.domain, pts.boundary, 0),
+    """(settings, training points, held-out points) of a run: the pipeline's points (seed 0, its conventions)
+    and fresh Latin hypercube points of the same counts (seed 1), the same held-out set for every convention."""
+    pts, conv = cfg.points[run.problem], cfg.conventions
+    return (grid.configure(cfg, run), _points(run.problem, pts.domain, pts.boundary, 0, conv.sampler,
+                                              conv.residual_points),
             _points(run.problem, pts.domain, pts.boundary, 1))
 
 

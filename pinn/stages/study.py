@@ -11,7 +11,8 @@ the PINN figures:
     <out>/runs/<problem>-<depth>-<control>/   the run layout of pipeline/runs.py; each seed's metrics.json
                                      holds its run key
     <out>/summary.json               the key format of data/summary.json
-    <out>/tables/, <out>/figures/    table_pinn_errors.{md,tex,csv}; pinn_error_vs_depth, pinn_training_curves
+    <out>/tables/, <out>/figures/    table_pinn_errors.{md,tex,csv}; pinn_error_vs_depth (with DeepXDE out of the box as
+                                     its own line where <out>/deepxde.json exists), pinn_training_curves
     <out>/study.json                 the command's settings; per run "trained" (now) or "kept", and its
                                      training seconds summed over seeds (from its metrics.json)
     <out>/logs/<run>.log             each trained run's output
@@ -131,8 +132,9 @@ def main(argv=None):
                                                   for n in sorted(names)}})
     grid.python_module("pipeline.aggregate", "--params", params, "--pinn-runs", out / "runs", "--summary",
                        out / "summary.json", "--tables", out / "tables")
+    deepxde = ("--deepxde", out / "deepxde.json") if (out / "deepxde.json").is_file() else ()   # its own line
     grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", out / "summary.json",
-                       "--out", out / "figures" / "pinn_error_vs_depth")
+                       "--out", out / "figures" / "pinn_error_vs_depth", *deepxde)
     grid.python_module("paper_figures.pinn_training_curves", "--summary", out / "summary.json", "--runs",
                        out / "runs", "--out", out / "figures" / "pinn_training_curves")
 
