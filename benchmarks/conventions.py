@@ -88,7 +88,7 @@ def one(params, problem, depth, variant, seed, lbfgs, store):
     d = generate(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
     data = PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
-                    d["axes"])
+                    d["axes"], tuple(int(r) for r in d["condition_rows"]))
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
     state = {k: v.clone() for k, v in res.model.state_dict().items()}
     out = {"adam": {"rel_l2": rel_l2(predict(res.model, data), data.reference), "loss": res.final_loss,

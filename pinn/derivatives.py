@@ -113,17 +113,40 @@ def gemm_for(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, ch
     return gemm_choice(choice, width, rows, x.dtype, x.device)
 
 
+def _weights(model):
+    """(weights, biases, center, scale, activation) of an MLP, or of a sequence of MLPs of one architecture
+    stacked along a leading seed axis (weights (K, out, in), biases (K, out)): one batched pass for K seeds."""
+    if isinstance(model, (list, tuple)):
+        first = model[0]
+        if len(model) == 1:
+            return _weights(first)
+        for m in model[1:]:
+            if (m.activation != first.activation or len(m.layers) != len(first.layers)
+                    or any(a.weight.shape != b.weight.shape for a, b in zip(m.layers, first.layers))):
+                raise ValueError("models trained together must have one architecture")
+            if not (torch.equal(m.center, first.center) and torch.equal(m.scale, first.scale)):
+                raise ValueError("models trained together must share their input map")
+        stack = lambda get: [torch.stack([get(m.layers[i]) for m in model]) for i in range(len(first.layers))]
+        return (stack(lambda layer: layer.weight), stack(lambda layer: layer.bias), first.center, first.scale,
+                first.activation)
+    return [layer.weight for layer in model.layers], [layer.bias for layer in model.layers], model.center, \
+        model.scale, model.activation
+
+
 def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | None = None, gemm: str = "auto", *,
                           n_first: int | None = None):
     """u (N,) at every point; du (n1, d) with du[:, i] = du/dx_i at the first n1 = n_first points, and
     d2u = {k: d2u/dx_k^2 (n2,)} for k in `second` at the first n2 = n_deriv points (n2 <= n1; both all N
     by default, n1 = n2 by default).
 
-    `model` is a pinn.model.MLP; exact to floating-point rounding (checked against nested autograd).
+    `model` is a pinn.model.MLP; exact to floating-point rounding (checked against nested autograd). A list of
+    K MLPs of one architecture (seeds trained together) gives u (K, N), du (K, n1, d), d2u {k: (K, n2)} from one
+    batched pass over their stacked weights (batched products; gradients flow back to each model's own weights).
     `gemm`: "auto" | "aten" | "onednn": the library of the hidden-layer products (see `gemm_for`; "auto"
-    measures once and caches, outside a torch.compile'd graph).
+    measures once and caches, outside a torch.compile'd graph; a batched pass uses PyTorch's batched products).
     """
-    layers = model.layers
+    weights, biases, center, scale, activation = _weights(model)
+    batched = weights[0].dim() == 3
     N, d = x.shape
     n2 = N if n_deriv is None else n_deriv
     n1 = n2 if n_first is None else n_first
@@ -135,44 +158,53 @@ def value_and_derivatives(model, x: torch.Tensor, second=(0,), n_deriv: int | No
     second = tuple(second)
     m = len(second)
     prefix = second == tuple(range(m))          # the common case: split instead of index
-    onednn = use_onednn(x, gemm, width=layers[0].weight.shape[0], n_rows=stacked_rows(N, d, m, n2, n1))
+    onednn = use_onednn(x, gemm, width=weights[0].shape[-2], n_rows=stacked_rows(N, d, m, n2, n1))
+    onednn = onednn and not batched
     # value of all points | first derivatives on the n2 residual rows | on the c condition rows | second
     split = [N, d * n2, d * c, m * n2] if c else [N, d * n2, m * n2]
+    R = -2                                      # the row axis (a leading seed axis when batched)
 
     def streams(z, dz, dzc, d2z):
-        """The next stacked tensor from the pre-activation z (N, H) and the incoming derivatives dz (d, n2, H),
-        dzc (d, c, H), d2z (m, n2, H) or None (zero). a' only on the n1 stream rows, a'' only on the n2
-        residual rows; split, not sliced (see above)."""
+        """The next stacked tensor from the pre-activation z ([K,] N, H) and the incoming derivatives
+        dz ([K,] d, n2, H), dzc ([K,] d, c, H), d2z ([K,] m, n2, H) or None (zero). a' only on the n1 stream rows,
+        a'' only on the n2 residual rows; split, not sliced (see above)."""
         if torch.compiler.is_compiling():   # fused kernels: no derivative work on rows without those streams
-            parts = z.split([n2, c, N - n1] if c else [n2, N - n2], 0)
-            a, a1, a2 = _act(model.activation, parts[0])
+            parts = z.split([n2, c, N - n1] if c else [n2, N - n2], R)
+            a, a1, a2 = _act(activation, parts[0])
             values = [a]
             if c:
-                ac, a1c, _ = _act(model.activation, parts[1])   # a'' unused there: compiled away
+                ac, a1c, _ = _act(activation, parts[1])   # a'' unused there: compiled away
                 values.append(ac)
-            values.append(_value(model.activation, parts[-1]))
+            values.append(_value(activation, parts[-1]))
         else:                               # eager: fewer, larger operations are faster (same numbers)
-            a, a1, a2 = _act(model.activation, z)
-            a1c = a1[n2:n1] if c else None
-            a1, a2, values = a1[:n2], a2[:n2], [a]
-        dzs = dz[:m] if prefix else dz[list(second)]
+            a, a1, a2 = _act(activation, z)
+            a1c = a1[..., n2:n1, :] if c else None
+            a1, a2, values = a1[..., :n2, :], a2[..., :n2, :], [a]
+        a1, a2 = a1.unsqueeze(-3), a2.unsqueeze(-3)   # broadcast over the derivative streams
+        dzs = dz[..., :m, :, :] if prefix else dz[..., list(second), :, :]
         d2h = a2 * dzs * dzs if d2z is None else a2 * dzs * dzs + a1 * d2z
-        first = [(a1 * dz).flatten(0, 1), (a1c * dzc).flatten(0, 1)] if c else [(a1 * dz).flatten(0, 1)]
-        return torch.cat([*values, *first, d2h.flatten(0, 1)], 0)
+        first = [(a1 * dz).flatten(-3, -2)]
+        if c:
+            first.append((a1c.unsqueeze(-3) * dzc).flatten(-3, -2))
+        return torch.cat([*values, *first, d2h.flatten(-3, -2)], R)
 
-    h0 = (x - model.center) * model.scale
-    w0 = layers[0].weight
-    z = torch.addmm(layers[0].bias, h0, w0.t())                   # (N, H)
-    g = (w0 * model.scale).t().unsqueeze(1)                       # (d, 1, H): dz/dx_i, constant; d2z = 0
+    h0 = (x - center) * scale
+    w0 = weights[0]
+    z = (torch.matmul(h0, w0.transpose(-1, -2)) + biases[0].unsqueeze(-2) if batched      # ([K,] N, H)
+         else torch.addmm(biases[0], h0, w0.t()))
+    g = (w0 * scale).transpose(-1, -2).unsqueeze(-2)             # ([K,] d, 1, H): dz/dx_i, constant; d2z = 0
     stacked = streams(z, g, g, None)
-    for layer in layers[1:-1]:
-        z, dz, *dzc, d2z = linear_nt(stacked, layer.weight, onednn).split(split, 0)
-        dzc = dzc[0].unflatten(0, (d, c)) if c else None
-        stacked = streams(z + layer.bias, dz.unflatten(0, (d, n2)), dzc, d2z.unflatten(0, (m, n2)))
-    out = layers[-1]
-    u, du, *duc, d2 = (stacked * out.weight[0]).sum(1).split(split)         # one output unit
-    du = torch.cat([du.view(d, n2), duc[0].view(d, c)], 1) if c else du.view(d, n2)
-    return u + out.bias[0], du.t(), dict(zip(second, d2.view(m, n2).unbind(0)))
+    for w, b in zip(weights[1:-1], biases[1:-1]):
+        prod = torch.matmul(stacked, w.transpose(-1, -2)) if batched else linear_nt(stacked, w, onednn)
+        z, dz, *dzc, d2z = prod.split(split, R)
+        dzc = dzc[0].unflatten(R, (d, c)) if c else None
+        stacked = streams(z + b.unsqueeze(-2), dz.unflatten(R, (d, n2)), dzc, d2z.unflatten(R, (m, n2)))
+    w_out, b_out = weights[-1], biases[-1]                      # one output unit: multiply and sum
+    u, du, *duc, d2 = (stacked * w_out[..., :1, :]).sum(-1).split(split, -1)
+    du = du.unflatten(-1, (d, n2))
+    if c:
+        du = torch.cat([du, duc[0].unflatten(-1, (d, c))], -1)
+    return u + b_out[..., :1], du.transpose(-1, -2), dict(zip(second, d2.unflatten(-1, (m, n2)).unbind(-2)))
 
 
 def autograd_derivatives(model, x: torch.Tensor, second=(0,)):
