@@ -37,7 +37,7 @@ from pinn.config import Conventions, load
 from pinn.finish import lbfgs_finish
 from pinn.points import generate
 from pinn.problems import PROBLEMS
-from pinn.trainer import PinnData, derivative_function, predict, rel_l2, train
+from pinn.trainer import PinnData, loss_function, predict, rel_l2, train
 from pipeline import runs
 from pipeline.runs import write_json
 
@@ -95,7 +95,7 @@ def one(params, problem, depth, variant, seed, lbfgs, store):
                     "wall_time_s": round(res.wall_time_s, 1), "diverged": res.diverged}, "lbfgs": {}}
     for name, history in finishes.items():
         res.model.load_state_dict(state)
-        fin = lbfgs_finish(res.model, PROBLEMS[problem], data, derivative_function(cfg.compile, res.gemm),
+        fin = lbfgs_finish(res.model, PROBLEMS[problem], data, loss_function(cfg.compile, res.gemm),
                            res.boundary_weight, lbfgs, history=history)
         out["lbfgs"][name] = {"rel_l2": fin.rel_l2, "loss": fin.loss, "iters": fin.iters, "stopped": fin.stopped,
                               "wall_time_s": round(fin.wall_time_s, 1)}

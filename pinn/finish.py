@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pinn.trainer import PinnData, pinn_losses, predict, rel_l2
+from pinn.trainer import PinnData, predict, rel_l2
 
 HISTORY_SIZE = 50   # curvature pairs kept by default (scipy's L-BFGS-B keeps 10, DeepXDE passes 100 to PyTorch's)
 
@@ -42,13 +42,14 @@ def _error(model, data: PinnData) -> float | None:
     return rel_l2(pred, data.reference) if np.isfinite(pred).all() else None
 
 
-def lbfgs_finish(model, problem, data: PinnData, derivs, boundary_weight: float, iters: int, chunk: int = 100,
+def lbfgs_finish(model, problem, data: PinnData, losses, boundary_weight: float, iters: int, chunk: int = 100,
                  progress: bool = False, desc: str = "lbfgs", history: int = HISTORY_SIZE,
                  trace: list | None = None) -> FinishResult:
     """Run `iters` L-BFGS iterations (in chunks of `chunk`) on residual + boundary_weight * boundary loss, with
-    the derivative pass `derivs` (pinn.trainer.derivative_function) and `history` curvature pairs (the
-    convention pinn.conventions.lbfgs_history). Changes `model` in place. `trace`: a list that receives the
-    loss of every function evaluation L-BFGS makes (line-search trials included)."""
+    the loss `losses` (pinn.trainer.loss_function; compiled, the closure's loss is one graph, forward and
+    backward) and `history` curvature pairs (the convention pinn.conventions.lbfgs_history). Changes `model` in
+    place. `trace`: a list that receives the loss of every function evaluation L-BFGS makes (line-search trials
+    included)."""
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     x_all = torch.cat([data.domain, data.boundary]).to(device=device, dtype=dtype)
     g = data.boundary_values.to(device=device, dtype=dtype)
@@ -58,7 +59,7 @@ def lbfgs_finish(model, problem, data: PinnData, derivs, boundary_weight: float,
     evals, last = [0], [math.nan]
 
     def objective():
-        loss_r, loss_b, _ = pinn_losses(model, problem, x_all, n_dom, g, derivs, data.condition_rows)
+        loss_r, loss_b, _ = losses(model, problem, x_all, n_dom, g, data.condition_rows)
         return loss_r + boundary_weight * loss_b
 
     def closure():

@@ -248,10 +248,16 @@ def choose_gemm(choice: str, width: int, n_rows: int, dtype=torch.float32, devic
     return gemm_choice(choice, width, n_rows, dtype, device).gemm
 
 
-@torch.compiler.assume_constant_result
 def _resolve(choice: str, width: int, n_rows: int, dtype: str, device: str) -> bool:
     # Called once at trace time under torch.compile (the measurement and file access stay out of the graph).
     return gemm_choice(choice, width, n_rows, dtype, device).gemm == "onednn"
+
+
+# What torch.compiler.assume_constant_result(_resolve) does (torch._dynamo.decorators: it sets this flag and
+# nothing else), without importing torch._dynamo, which costs 2-3 s per process that never compiles (every
+# eager pipeline stage). tests/test_pinn_gemm.py checks both: the flag is still what the decorator sets, and
+# importing the trainer leaves torch._dynamo unloaded.
+_resolve._dynamo_marked_constant = True
 
 
 def use_onednn(x: Tensor, gemm: str = "auto", width: int | None = None, n_rows: int | None = None) -> bool:

@@ -124,10 +124,22 @@ def pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs=value_a
 def derivative_function(compile: bool, gemm: str):
     """value_and_derivatives with the products `gemm`, or its torch.compile'd version (forward + backward fused
     by inductor; cached on disk, so only the first run of a (depth, points, dtype) shape pays the compile
-    time). The loss itself stays eager so that a hook on u (StableGrad reference="output") sees dLoss/du."""
+    time)."""
     def derivs(model, x, second, n_deriv, n_first=None):
         return value_and_derivatives(model, x, second, n_deriv, gemm=gemm, n_first=n_first)
     return torch.compile(derivs, dynamic=False) if compile else derivs
+
+
+def loss_function(compile: bool, gemm: str, observed: bool = False):
+    """losses(model, problem, x_all, n_domain, boundary_values, rows) -> pinn_losses' (residual, boundary, u),
+    with the products `gemm`. Compiled: the whole loss is one torch.compile'd graph (forward and backward), unless
+    `observed` (a hook will be put on u, as StableGrad's reference="output" does: it must see dLoss/du, so u
+    has to leave the graph; then the derivative pass is compiled and the loss stays eager)."""
+    derivs = derivative_function(compile and observed, gemm)
+
+    def losses(model, problem, x_all, n_domain, boundary_values, rows=None):
+        return pinn_losses(model, problem, x_all, n_domain, boundary_values, derivs, rows)
+    return torch.compile(losses, dynamic=False) if compile and not observed else losses
 
 
 def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: PinnData, seed: int = 0,
@@ -166,7 +178,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
                             n_first=n_dom + conditions.first_rows(problem, rows))
     if progress:
         tqdm.write(f"{problem_name}-{depth}-{control} seed {seed}: products {why}")
-    derivs = derivative_function(cfg.compile, gemm)
+    losses = loss_function(cfg.compile, gemm, observed=observe is not None)
 
     res = RunResult(model, gemm=gemm, boundary_weight=cfg.boundary_weight)
     key = run_key(cfg, problem_name, depth, control, seed, data)
@@ -201,7 +213,7 @@ def train(cfg: PinnConfig, problem_name: str, depth: int, control: str, data: Pi
     if not res.diverged:
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            loss_r, loss_b, u = pinn_losses(model, problem, x_all, n_dom, g, derivs, rows)
+            loss_r, loss_b, u = losses(model, problem, x_all, n_dom, g, rows)
             if annealing is not None:
                 annealing.update([layer.weight for layer in model.layers], loss_r, loss_b)  # as the authors
             weight = cfg.boundary_weight if annealing is None else annealing.weight

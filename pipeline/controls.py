@@ -45,8 +45,19 @@ class BaseSettings:
         return {"lr": self.lr, "betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
 
+FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def fusable(params) -> bool:
+    """Whether torch's fused AdamW kernel takes these parameters (CPU or CUDA, floating point): one kernel per
+    step instead of about ten operations per tensor (benchmarks/pinn_vs_deepxde.py: 2 ms of a 20 ms PINN
+    step on a 2-core EPYC). The same update as the for-loop implementation, to rounding."""
+    return all(p.device.type in ("cpu", "cuda") and p.dtype in FUSED_DTYPES for p in params)
+
+
 def _adamw(model: nn.Module, base: BaseSettings) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), **base.kwargs())
+    params = list(model.parameters())
+    return torch.optim.AdamW(params, **base.kwargs(), fused=fusable(params) or None)
 
 
 def _stablegrad_output_hook(opt, options: dict):

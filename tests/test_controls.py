@@ -109,3 +109,25 @@ def test_a_bad_option_is_named(name, options, key):
     section = {**committed()["pinn"], "optimizers": {"adamw": {}, name: options}}
     with pytest.raises(BadInput, match=key.replace(".", r"\.")):
         validate_pinn(section)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adamw_is_the_fused_kernel_and_updates_as_the_loop(dtype):
+    # Every AdamW-based control takes torch's fused AdamW on CPU (one kernel per step): the same update as
+    # the for-loop implementation, to rounding, over a few steps with weight decay.
+    torch.manual_seed(0)
+    base = controls.BaseSettings(lr=1e-2, weight_decay=0.1)
+    a, b = tiny_mlp().to(dtype), tiny_mlp().to(dtype)
+    b.load_state_dict(a.state_dict())
+    fused = controls.make_optimizer("adamw", a, base)
+    loop = torch.optim.AdamW(b.parameters(), **base.kwargs(), foreach=False)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(16, next(a.parameters()).shape[1], dtype=dtype)
+    for _ in range(5):
+        for model, opt in ((a, fused), (b, loop)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
+    assert not controls.fusable([torch.zeros(2, dtype=torch.int64)])

@@ -14,7 +14,7 @@ dde = pytest.importorskip("deepxde")
 from pinn.deepxde_twin import deepxde_data, deepxde_net, our_state_dict, pinn_data, record_losses
 from pinn.finish import lbfgs_finish
 from pinn.problems import PROBLEMS
-from pinn.trainer import derivative_function, train
+from pinn.trainer import loss_function, train
 
 DEPTH, WIDTH, ADAM_STEPS, LBFGS_ITERS = 8, 16, 200, 20
 POINTS = {"burgers": (160, 40), "poisson": (120, 32), "helmholtz": (120, 32)}   # (domain, boundary)
@@ -63,7 +63,7 @@ def our_run(pinn_cfg, problem: str, data, init: dict, input_map: str = "none"):
                                 "lbfgs_history": 100})
     res = train(cfg, problem, DEPTH, "adamw", pinn_data(data, problem), init_state=init, progress=False)
     lbfgs = []
-    lbfgs_finish(res.model, PROBLEMS[problem], pinn_data(data, problem), derivative_function(False, "aten"), 1.0,
+    lbfgs_finish(res.model, PROBLEMS[problem], pinn_data(data, problem), loss_function(False, "aten"), 1.0,
                  LBFGS_ITERS, chunk=LBFGS_ITERS, history=cfg.conventions.lbfgs_history, trace=lbfgs)
     return [row[1] for row in res.history], lbfgs
 

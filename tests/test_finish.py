@@ -17,7 +17,7 @@ from pinn.config import load
 from pinn.finish import lbfgs_finish
 from pinn.points import generate
 from pinn.problems import PROBLEMS
-from pinn.trainer import PinnData, derivative_function, train
+from pinn.trainer import PinnData, loss_function, train
 
 CFG = load(ROOT / "params.yaml")
 
@@ -37,7 +37,7 @@ def short_run(data, steps=30):
 def test_lbfgs_lowers_the_loss_and_records_its_curve():
     data = tiny_data()
     res = short_run(data)
-    out = lbfgs_finish(res.model, PROBLEMS["poisson"], data, derivative_function(False, "aten"), 1.0, iters=60,
+    out = lbfgs_finish(res.model, PROBLEMS["poisson"], data, loss_function(False, "aten"), 1.0, iters=60,
                        chunk=20)
     assert out.stopped in ("iterations", "stalled") and out.iters > 0
     assert out.loss < 0.5 * out.loss_start                     # L-BFGS from an Adam start: a real decrease
@@ -53,7 +53,7 @@ def test_a_non_finite_chunk_is_undone():
     before = {k: v.clone() for k, v in res.model.state_dict().items()}
     bad = PinnData(data.domain, data.boundary, torch.full_like(data.boundary_values, float("nan")), data.test,
                    data.reference, data.axes)
-    out = lbfgs_finish(res.model, PROBLEMS["poisson"], bad, derivative_function(False, "aten"), 1.0, iters=40,
+    out = lbfgs_finish(res.model, PROBLEMS["poisson"], bad, loss_function(False, "aten"), 1.0, iters=40,
                        chunk=20)
     assert out.stopped == "non-finite" and out.iters == 0 and out.curve == []
     after = res.model.state_dict()

@@ -134,3 +134,37 @@ def test_compiled_float32_pass_matches_float64_autograd(activation):
     got = _loss_grads(model.float(), x.float(), fn, n_deriv=60, gemm="aten", n_first=75)
     for a, b in zip(got, ref):
         assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("n_deriv,n_first", [(50, 50), (40, 52)])
+def test_seeds_in_one_batched_pass_equal_separate_passes(compiled, n_deriv, n_first):
+    # K models of one architecture through one batched pass (their weights stacked): each seed's values,
+    # derivatives and weight gradients equal its own pass, to float64 rounding.
+    torch.manual_seed(0)
+    models = [MLP(2, 16, 4, lower=[-1.0, 0.0], upper=[1.0, 2.0]).double() for _ in range(3)]
+    x = torch.rand(64, 2, dtype=torch.float64)
+    vd = torch.compile(value_and_derivatives, dynamic=False) if compiled else value_and_derivatives
+
+    def loss(u, du, d2u):
+        return (u.square().mean(-1) + du.square().mean((-1, -2)) + d2u[0].square().mean(-1)).sum()
+
+    u, du, d2u = vd(models, x, (0,), n_deriv, gemm="aten", n_first=n_first)
+    assert u.shape == (3, 64) and du.shape == (3, n_first, 2) and d2u[0].shape == (3, n_deriv)
+    loss(u, du, d2u).backward()
+    batched = [[p.grad.clone() for p in m.parameters()] for m in models]
+    for k, m in enumerate(models):
+        m.zero_grad()
+        uk, duk, d2uk = vd(m, x, (0,), n_deriv, gemm="aten", n_first=n_first)
+        for got, want in ((u[k], uk), (du[k], duk), (d2u[0][k], d2uk[0])):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        loss(uk, duk, d2uk).backward()
+        for got, p in zip(batched[k], m.parameters()):
+            torch.testing.assert_close(got, p.grad, rtol=1e-11, atol=1e-12)
+
+
+def test_models_of_different_architectures_are_not_batched():
+    with pytest.raises(ValueError, match="one architecture"):
+        value_and_derivatives([MLP(2, 16, 4), MLP(2, 16, 5)], torch.rand(8, 2), (0,))
+    with pytest.raises(ValueError, match="input map"):
+        value_and_derivatives([MLP(2, 16, 4), MLP(2, 16, 4, upper=[2.0, 2.0])], torch.rand(8, 2), (0,))

@@ -1,6 +1,9 @@
 """The oneDNN products of pinn.gemm equal torch.matmul, with derivatives of every order; the choice between
 them is measured once, cached per CPU / PyTorch / shape, and honoured when forced."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,3 +155,18 @@ def test_compiled_derivative_pass_equals_eager():
     compiled = loss(torch.compile(value_and_derivatives, dynamic=False))
     for a, b in zip(eager, compiled):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_trace_time_choice_is_marked_as_torch_marks_it_and_eager_stages_skip_dynamo():
+    # pinn.gemm marks its trace-time choice constant by hand (the flag torch.compiler.assume_constant_result
+    # sets) so that an eager stage never imports torch._dynamo (2-3 s); if torch's decorator changes, this fails.
+    def probe():
+        return True
+
+    marked = torch.compiler.assume_constant_result(probe)
+    flags = {k: v for k, v in vars(marked).items() if k.startswith("_dynamo")}
+    assert flags == {k: v for k, v in vars(gemm._resolve).items() if k.startswith("_dynamo")} != {}
+    code = "import sys, pinn.trainer, pinn.stages.train; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"

@@ -27,7 +27,7 @@ from pinn.config import load
 from pinn.finish import lbfgs_finish
 from pinn.problems import PROBLEMS
 from pinn.stages.study import plan
-from pinn.trainer import derivative_function, load_data, resolve_device, run_key, train
+from pinn.trainer import load_data, loss_function, resolve_device, run_key, train
 from pipeline import grid, runs
 from pipeline.grid import Run
 from pipeline.params import exits_on_bad_input
@@ -59,7 +59,7 @@ def finish_runs(params: str, study: str, iters: int, group: list[Run]):
             record.update(rel_l2=None, rel_l2_start=None, loss=None, loss_start=None, stopped="run diverged",
                           wall_time_s=0.0, curve=[])
         else:
-            out = lbfgs_finish(res.model, PROBLEMS[r.problem], data, derivative_function(cfg.compile, res.gemm),
+            out = lbfgs_finish(res.model, PROBLEMS[r.problem], data, loss_function(cfg.compile, res.gemm),
                                res.boundary_weight, iters, CHUNK, history=cfg.conventions.lbfgs_history)
             record.update(rel_l2=out.rel_l2, rel_l2_start=out.rel_l2_start, loss=out.loss,
                           loss_start=out.loss_start, evals=out.evals, stopped=out.stopped,
