@@ -62,9 +62,10 @@ def deepxde_step(data, net):
 
 
 def our_step(data, net, depth, width, compile):
-    """The trainer's step for the adamw control (pinn/trainer.py's loop body), from DeepXDE's initial weights."""
+    """The trainer's step for the adamw control (pinn/trainer.py's loop body), from DeepXDE's initial weights;
+    with the product library it takes and the rows of its stacked pass."""
     from pinn.deepxde_twin import our_state_dict, pinn_data
-    from pinn.derivatives import gemm_for
+    from pinn.derivatives import gemm_for, stacked_rows
     from pinn.model import build_model
     from pinn.problems import burgers
     from pinn.trainer import condition_rows, loss_function
@@ -85,7 +86,7 @@ def our_step(data, net, depth, width, compile):
             loss_r, loss_b, _ = losses(model, burgers, x_all, n, g, rows)
             (loss_r + loss_b).backward()
             opt.step()
-    return steps, choice, len(x_all)
+    return steps, choice, stacked_rows(len(x_all), 2, len(burgers.SECOND), n, n)
 
 
 def products_alone(depth, width, n_rows, gemm):
@@ -123,7 +124,6 @@ def main():
     import deepxde as dde
 
     from pinn.deepxde_twin import deepxde_data, deepxde_net
-    from pinn.derivatives import stacked_rows
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
@@ -135,9 +135,9 @@ def main():
         torch.manual_seed(0)
         data = deepxde_data("burgers", N_DOMAIN, N_BOUNDARY, N_INITIAL)
         net = deepxde_net(args.width, depth)
-        compiled, choice, n_pts = our_step(data, net, depth, args.width, compile=True)
+        compiled, choice, n_rows = our_step(data, net, depth, args.width, compile=True)
         eager = our_step(data, net, depth, args.width, compile=False)[0]
-        n_rows = stacked_rows(n_pts, 2, 1, n_pts - N_BOUNDARY, n_pts - N_BOUNDARY)
+        n_pts = len(data.train_x_all) + sum(data.num_bcs)
         variants = {"DeepXDE": deepxde_step(data, net), "ours, eager": eager, "ours, compiled": compiled,
                     "products alone": products_alone(depth, args.width, n_rows, choice.gemm)}
         t0 = time.perf_counter()
