@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # cnn/ is run from the repository, not installed
 
 import torch
 import torch.nn.functional as F

@@ -36,15 +36,15 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]   # the experiments run from the re
 
 import numpy as np
 import torch
-from pinn_vs_deepxde import cpu_name, deepxde_data, deepxde_model, our_points
+from pinn_vs_deepxde import N_BOUNDARY, N_DOMAIN, N_INITIAL, cpu_name, deepxde_step
 
+from pinn.deepxde_twin import deepxde_data, deepxde_net, pinn_data
 from pinn.derivatives import gemm_for
-from pinn.model import MLP
+from pinn.model import build_model
 from pinn.points import grid_points
 from pinn.problems import burgers
-from pinn.trainer import derivative_function, pinn_losses, rel_l2
+from pinn.trainer import loss_function, rel_l2
 from pipeline.controls import BaseSettings, make_optimizer
-from stablegrad import init_activation_aware_
 
 STABLEGRAD = {"reference": "output", "statistic": "rms", "bias": "shared"}   # params.yaml's
 METHODS = {"deepxde": "DeepXDE (Adam)", "adamw": "ours, AdamW", "stablegrad": "ours, StableGrad"}
@@ -56,19 +56,18 @@ def test_grid():
 
 
 def ours(data, width, depth, control, seed, raw_inputs=False, eager=False):
-    """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points."""
-    x_all, n, g, rows = our_points(data)
+    """(step, predict, compile seconds) for our trainer's loop on DeepXDE's points (pinn.deepxde_twin)."""
+    pd = pinn_data(data, "burgers", torch.float32)
+    x_all, n, g, rows = torch.cat([pd.domain, pd.boundary]), len(pd.domain), pd.boundary_values, pd.condition_rows
     torch.manual_seed(seed)
-    box = (None, None) if raw_inputs else (burgers.LOWER, burgers.UPPER)   # None: the identity map
-    model = MLP(2, width, depth, 1, "tanh", *box)
-    init_activation_aware_(model, activation="tanh", scheme="glorot")
+    model = build_model(burgers, width, depth, "tanh", "glorot", input_map="none" if raw_inputs else "box")
     opt = make_optimizer(control, model, BaseSettings(1e-3), STABLEGRAD if control == "stablegrad" else {})
     gemm = gemm_for(model, x_all, burgers.SECOND, n).gemm
-    derivs = derivative_function(not eager, gemm)
+    losses = loss_function(not eager, gemm, observed=control == "stablegrad")   # as the trainer
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_r, loss_b, u = pinn_losses(model, burgers, x_all, n, g, derivs, rows)
+        loss_r, loss_b, u = losses(model, burgers, x_all, n, g, rows)
         loss = loss_r + loss_b                                               # the trainer's loss
         if control == "stablegrad":
             opt.observe_output(u)
@@ -145,7 +144,10 @@ def main():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     np.random.seed(0)
-    data = deepxde_data()
+    import deepxde as dde
+
+    dde.config.set_default_float("float32")
+    data = deepxde_data("burgers", N_DOMAIN, N_BOUNDARY, N_INITIAL)
     x_test, u_ref = test_grid()
     print(f"CPU: {cpu_name()}; torch {torch.__version__}; Burgers {args.depth}x{args.width} tanh, Glorot, "
           f"Adam(W) 1e-3, {len(data.train_x)} points; target rel. L2 {args.target}; 1 thread; "
@@ -155,11 +157,10 @@ def main():
     for seed in args.seeds:
         if "deepxde" in args.methods:
             torch.manual_seed(seed)               # DeepXDE's FNN draws its Glorot init from torch's generator
-            dde_m = deepxde_model(data, args.width, args.depth, 1e-3)
+            train, dde_m = deepxde_step(data, deepxde_net(args.width, args.depth))
             seconds[METHODS["deepxde"]].append(race(
-                METHODS["deepxde"], seed, lambda k, m=dde_m: m.train(iterations=k, display_every=10**9, verbose=0),
-                lambda x, m=dde_m: m.predict(x.numpy())[:, 0], x_test, u_ref, args.steps, args.eval_every,
-                args.target, rows))
+                METHODS["deepxde"], seed, train, lambda x, m=dde_m: m.predict(x.numpy())[:, 0], x_test, u_ref,
+                args.steps, args.eval_every, args.target, rows))
         for control in ("adamw", "stablegrad"):
             if control not in args.methods:
                 continue
