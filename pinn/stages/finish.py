@@ -9,7 +9,8 @@ Needs the study's points (pinn.stages.study first). A run's end weights come fro
 when it matches the run (pinn.trainer.run_key); otherwise (a fresh clone) the run is trained again, through
 the same pinn.trainer.train, first. Writes <study>/lbfgs/: seeds/<run>/seed<k>.json (kept on a rerun when its
 key matches: run key, iterations and pinn/finish.py), summary.json (the key format of data/summary.json:
-rel_l2 = median after L-BFGS, rel_l2_start_* = where the run ended), table.md; and
+rel_l2 = median after L-BFGS, rel_l2_start_* = where the run ended), table.md, verdicts.md (pinn/verdicts.py,
+when <study>/deepxde.json is there); and
 <study>/figures/pinn_error_vs_depth_lbfgs.{png,pdf} and pinn_lbfgs_curves_depth<D>.{png,pdf} (loss and
 error per iteration, one figure per depth).
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pinn import verdicts
 from pinn.config import load
 from pinn.finish import lbfgs_finish
 from pinn.problems import PROBLEMS
@@ -142,6 +144,9 @@ def main(argv=None):
         summary["pinn"].setdefault(p, {}).setdefault(str(d), {})[c] = m
     runs.write_json(study / "lbfgs" / "summary.json", summary)
     (study / "lbfgs" / "table.md").write_text(table(summary))
+    if (study / "deepxde.json").is_file():   # issue 21's rule: a verdict only with a full-strength baseline
+        rows = verdicts.derive(summary, json.loads((study / "deepxde.json").read_text()))
+        (study / "lbfgs" / "verdicts.md").write_text(verdicts.table(rows))
     deepxde = ("--deepxde", study / "deepxde.json", "--after-lbfgs") if (study / "deepxde.json").is_file() else ()
     grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", study / "lbfgs" / "summary.json",
                        "--out", study / "figures" / "pinn_error_vs_depth_lbfgs", *deepxde)
