@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,22 +41,16 @@ def _seeds(m: dict | None, key: str = "rel_l2") -> list[float] | None:
     return None if not values or any(v is None for v in values) else [float(v) for v in values]
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
 def _fmt(xs: list[float]) -> str:
-    return f"{_median(xs):.3g} [{' / '.join(f'{x:.2g}' for x in xs)}]"
+    return f"{statistics.median(xs):.3g} [{' / '.join(f'{x:.2g}' for x in xs)}]"
 
 
 def strength(ours: list[float] | None, deepxde: list[float] | None) -> tuple[str, bool]:
     """(text, at full strength): ours AdamW / DeepXDE, medians after L-BFGS."""
     if ours is None or deepxde is None:
         return "unknown (no DeepXDE run)" if deepxde is None else "unknown (no AdamW run)", False
-    ratio = _median(ours) / _median(deepxde)
-    full = ratio <= STRENGTH or _median(ours) <= max(deepxde)
+    ratio = statistics.median(ours) / statistics.median(deepxde)
+    full = ratio <= STRENGTH or statistics.median(ours) <= max(deepxde)
     return f"{ratio:.2g}x DeepXDE's median", full
 
 
