@@ -3,7 +3,7 @@ L-BFGS (pinn/finish.py) from the weights its Adam-family run ended with; the acc
 reported apart from the optimizer comparison.
 
     python -m pinn.stages.finish --params params_cpu_study.yaml --study data/cpu_study \
-        --controls adamw stablegrad agc --iters 2500 --jobs 2     (the second half of `make cpu-study`)
+        --iters 2500 --jobs 2     (the second half of `make cpu-study`: every control; --controls picks some)
 
 Needs the study's points (pinn.stages.study first). A run's end weights come from the study's checkpoint
 when it matches the run (pinn.trainer.run_key); otherwise (a fresh clone) the run is trained again, through
