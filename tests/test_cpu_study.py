@@ -4,12 +4,14 @@ is complete."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import statistics
 import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT, committed
 
@@ -73,6 +75,7 @@ def test_the_study_runs_the_stages_and_a_rerun_keeps_every_finished_run(tmp_path
 @pytest.mark.parametrize("extra, message", [
     (["--ends-only", "lamb"], "--ends-only lamb: not a key of pinn.optimizers"),
     (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--controls", "adamw", "nope"], "--controls nope: not a key of pinn.optimizers"),
 ])
 def test_bad_study_arguments_stop_before_any_work(tmp_path, extra, message):
     out = tmp_path / "out"
@@ -99,3 +102,20 @@ def test_the_committed_study_is_complete():
         assert len(seeds) == len(cfg.seeds) == 3, (problem, depth, control)
         finite = [e for e in seeds if e is not None]
         assert m["rel_l2"] == (statistics.median(finite) if finite else None)
+
+
+def test_a_part_of_the_study_is_the_whole_restricted_to_its_controls(tmp_path):
+    """--controls trains a part of the study: exactly the whole plan's runs of those controls, in the same order,
+    each with the run key the whole study gives it (run_key reads a control's own options only), so the whole
+    study keeps them."""
+    from pinn.points import generate
+    from pinn.trainer import PinnData, run_key
+
+    cfg = load(tiny_study(tmp_path))
+    whole = plan(cfg, ["lra"])
+    part = plan(cfg, ["lra"], controls=["lra"])
+    assert part == [r for r in whole if r[2] == "lra"] and {r[1] for r in part} == {1, 3}
+    d = generate("poisson", 8, 4)
+    data = PinnData(*(torch.as_tensor(d[k]) for k in ("domain", "boundary", "boundary_values")), None, None, None)
+    only = dataclasses.replace(cfg, optimizers={"lra": cfg.optimizers["lra"]})
+    assert run_key(only, "poisson", 3, "lra", 0, data) == run_key(cfg, "poisson", 3, "lra", 0, data)

@@ -21,7 +21,8 @@ Resuming (pipeline/grid.py): a run whose seeds' metrics.json hold their run keys
 training points and source files: pinn/trainer.py `run_key`; runs from before this rule: its run_keys.json)
 is kept, even without checkpoints (a fresh clone); any other run is trained, resuming from its checkpoints in
 <out>/checkpoints/ where they match. Controls named in `--ends-only` run at the shallowest and the deepest of
-pinn.depths only.
+pinn.depths only. `--controls` trains a part of the study (those controls' runs; their run keys are the whole
+study's, so a later run of the whole keeps them).
 """
 from __future__ import annotations
 
@@ -44,16 +45,17 @@ from pipeline.validate import BadInput
 LEGACY_KEYS = "run_keys.json"   # the per-seed run keys of runs trained before the grid runner
 
 
-def plan(cfg, ends_only=()) -> list[tuple[str, int, str]]:
-    """(problem, depth, control) of every run, the deepest first (the longest runs start first)."""
+def plan(cfg, ends_only=(), controls=None) -> list[tuple[str, int, str]]:
+    """(problem, depth, control) of every run of `controls` (default: every key of pinn.optimizers), the deepest
+    first (the longest runs start first)."""
     ends = {min(cfg.depths), max(cfg.depths)}
     todo = [(p, d, c) for p in cfg.problems for d in cfg.depths for c in cfg.optimizers
-            if c not in ends_only or d in ends]
+            if (c not in ends_only or d in ends) and (controls is None or c in controls)]
     return sorted(todo, key=lambda r: -r[1])
 
 
-def study_runs(cfg, ends_only=()) -> list[Run]:
-    return [Run(p, d, c, s) for p, d, c in plan(cfg, ends_only) for s in cfg.seeds]
+def study_runs(cfg, ends_only=(), controls=None) -> list[Run]:
+    return [Run(p, d, c, s) for p, d, c in plan(cfg, ends_only, controls) for s in cfg.seeds]
 
 
 def seed_metrics(out: Path, run: Run) -> Path:
@@ -97,12 +99,16 @@ def main(argv=None):
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--ends-only", nargs="*", default=[], metavar="CONTROL",
                     help="controls run at the shallowest and the deepest depth only")
+    ap.add_argument("--controls", nargs="+", default=None, metavar="CONTROL",
+                    help="train only these keys of pinn.optimizers (default: all; a part of a study: its run keys "
+                         "are those of the whole, so the whole study keeps these runs)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (each with pinn.threads threads)")
     args = ap.parse_args(argv)
     cfg = load(args.params)
-    unknown = [c for c in args.ends_only if c not in cfg.optimizers]
-    if unknown:
-        raise BadInput(f"--ends-only {' '.join(unknown)}: not a key of pinn.optimizers ({', '.join(cfg.optimizers)})")
+    for flag, names in (("--ends-only", args.ends_only), ("--controls", args.controls or [])):
+        unknown = [c for c in names if c not in cfg.optimizers]
+        if unknown:
+            raise BadInput(f"{flag} {' '.join(unknown)}: not a key of pinn.optimizers ({', '.join(cfg.optimizers)})")
     if args.jobs < 1:
         raise BadInput(f"--jobs must be >= 1, got {args.jobs}")
     out, params = args.out.resolve(), Path(args.params).resolve()
@@ -110,7 +116,7 @@ def main(argv=None):
         grid.python_module("pinn.stages.generate", "--problem", p, "--params", params, "--out", out / "pinn" / p)
     data = {p: load_data(out / "pinn" / p) for p in cfg.problems}
 
-    todo_runs = study_runs(cfg, args.ends_only)
+    todo_runs = study_runs(cfg, args.ends_only, args.controls)
     keys = {r: run_key(cfg, r.problem, r.depth, r.control, r.seed, data[r.problem]) for r in todo_runs}
     path_of = functools.partial(seed_metrics, out)
     _, todo = grid.split(todo_runs, keys, path_of, read=read_seed, whole_groups=True)
@@ -127,7 +133,8 @@ def main(argv=None):
         grid.execute(todo, keys, path_of, functools.partial(train_runs, str(params), str(out)), args.jobs,
                      on_done=done)
     wall = lambda n: (runs.read_metrics(out / "runs" / n) or {}).get("wall_time_s")
-    runs.write_json(out / "study.json", {"params": args.params, "ends_only": args.ends_only, "jobs": args.jobs,
+    runs.write_json(out / "study.json", {"params": args.params, "ends_only": args.ends_only,
+                                         "controls": args.controls or list(cfg.optimizers), "jobs": args.jobs,
                                          "runs": {n: {"status": status[n], "wall_time_s": wall(n)}
                                                   for n in sorted(names)}})
     grid.python_module("pipeline.aggregate", "--params", params, "--pinn-runs", out / "runs", "--summary",
