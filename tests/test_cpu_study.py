@@ -16,7 +16,9 @@ import yaml
 from conftest import ROOT, committed
 
 from pinn.config import load
+from pinn.points import generate
 from pinn.stages.study import plan
+from pinn.trainer import PinnData, run_key
 
 STUDY = "params_cpu_study.yaml"
 
@@ -108,9 +110,6 @@ def test_a_part_of_the_study_is_the_whole_restricted_to_its_controls(tmp_path):
     """--controls trains a part of the study: exactly the whole plan's runs of those controls, in the same order,
     each with the run key the whole study gives it (run_key reads a control's own options only), so the whole
     study keeps them."""
-    from pinn.points import generate
-    from pinn.trainer import PinnData, run_key
-
     cfg = load(tiny_study(tmp_path))
     whole = plan(cfg, ["lra"])
     part = plan(cfg, ["lra"], controls=["lra"])

@@ -113,7 +113,7 @@ def main(argv=None):
         raise BadInput(f"--study {args.study}: no finished study there (missing "
                        f"{', '.join(missing) or 'study.json'}); run the study first (make cpu-study)")
     ends_only = json.loads((study / "study.json").read_text())["ends_only"]
-    todo = [(p, d, c) for p, d, c in plan(cfg, ends_only) if c in controls]
+    todo = plan(cfg, ends_only, controls)
     data = {p: load_data(study / "pinn" / p) for p in cfg.problems}
     seeds = [Run(p, d, c, s) for p, d, c in todo for s in cfg.seeds]
     keys = {r: finish_key(cfg, r.problem, r.depth, r.control, r.seed, data[r.problem], args.iters) for r in seeds}
@@ -144,10 +144,11 @@ def main(argv=None):
         summary["pinn"].setdefault(p, {}).setdefault(str(d), {})[c] = m
     runs.write_json(study / "lbfgs" / "summary.json", summary)
     (study / "lbfgs" / "table.md").write_text(table(summary))
+    deepxde = ()
     if (study / "deepxde.json").is_file():   # issue 21's rule: a verdict only with a full-strength baseline
         rows = verdicts.derive(summary, json.loads((study / "deepxde.json").read_text()))
         (study / "lbfgs" / "verdicts.md").write_text(verdicts.table(rows))
-    deepxde = ("--deepxde", study / "deepxde.json", "--after-lbfgs") if (study / "deepxde.json").is_file() else ()
+        deepxde = ("--deepxde", study / "deepxde.json", "--after-lbfgs")    # its own line in the figure
     grid.python_module("paper_figures.pinn_error_vs_depth", "--summary", study / "lbfgs" / "summary.json",
                        "--out", study / "figures" / "pinn_error_vs_depth_lbfgs", *deepxde)
     for d in sorted(set(cfg.depths)):   # one figure per depth: where a target is missed, its curve says why
