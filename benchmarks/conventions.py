@@ -78,17 +78,23 @@ def read_seed(store, settings) -> dict | None:
     return stored["result"] if stored.get("key") == key_of(settings) else None
 
 
+def study_data(cfg, problem: str, conv: Conventions) -> PinnData:
+    """The params' point counts for `problem`, sampled and assembled by the conventions `conv`, in float32 (the points
+    pinn/stages/generate.py writes, seed 0, as the trainer loads them)."""
+    pts = cfg.points[problem]
+    d = generate(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
+    return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
+                    d["axes"], tuple(int(r) for r in d["condition_rows"]))
+
+
 def one(params, problem, depth, variant, seed, lbfgs, store):
     """One seed of one Adam variant, then its L-BFGS finishes; written to its seed file."""
     torch.set_num_threads(1)
     cfg = load(params)
     conv, finishes = ADAM_VARIANTS[variant]
     cfg = dataclasses.replace(cfg, conventions=conv, optimizers={"adamw": cfg.optimizers["adamw"]})
-    pts = cfg.points[problem]
-    d = generate(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
-    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
-    data = PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
-                    d["axes"], tuple(int(r) for r in d["condition_rows"]))
+    data = study_data(cfg, problem, conv)
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
     state = {k: v.clone() for k, v in res.model.state_dict().items()}
     out = {"adam": {"rel_l2": rel_l2(predict(res.model, data), data.reference), "loss": res.final_loss,
