@@ -113,3 +113,14 @@ def test_a_part_of_the_study_is_the_whole_restricted_to_its_controls(tmp_path):
     data = PinnData(*(torch.as_tensor(d[k]) for k in ("domain", "boundary", "boundary_values")), None, None, None)
     only = dataclasses.replace(cfg, optimizers={"lra": cfg.optimizers["lra"]})
     assert run_key(only, "poisson", 3, "lra", 0, data) == run_key(cfg, "poisson", 3, "lra", 0, data)
+
+
+def test_the_committed_baseline_check_is_what_its_seed_files_give(tmp_path):
+    """data/cpu_study/baseline_check/table.md (more seeds at the cells below DeepXDE's strength, issue 21) is what
+    benchmarks/baseline_strength.py prints from the committed seed files, every one of the study's settings (the
+    script refuses a seed file of other settings)."""
+    out = tmp_path / "table.md"
+    run = subprocess.run([sys.executable, "benchmarks/baseline_strength.py", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert out.read_text() == (ROOT / "data/cpu_study/baseline_check/table.md").read_text()
