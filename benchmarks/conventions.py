@@ -29,14 +29,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]   # the experiments run from the repository, not installed
 
-import numpy as np
 import torch
 from pinn_vs_deepxde import cpu_name
 
 from pinn.config import Conventions, load
 from pinn.finish import lbfgs_finish
-from pinn.points import generate
 from pinn.problems import PROBLEMS
+from pinn.stages.select import _points as select_points
 from pinn.trainer import PinnData, loss_function, predict, rel_l2, train
 from pipeline import runs
 from pipeline.runs import write_json
@@ -80,12 +79,9 @@ def read_seed(store, settings) -> dict | None:
 
 def study_data(cfg, problem: str, conv: Conventions) -> PinnData:
     """The params' point counts for `problem`, sampled and assembled by the conventions `conv`, in float32 (the points
-    pinn/stages/generate.py writes, seed 0, as the trainer loads them)."""
+    pinn/stages/generate.py writes, seed 0, as the trainer loads them; the held-out selection's own loader)."""
     pts = cfg.points[problem]
-    d = generate(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
-    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
-    return PinnData(t(d["domain"]), t(d["boundary"]), t(d["boundary_values"]), t(d["test_points"]), d["test_u"],
-                    d["axes"], tuple(int(r) for r in d["condition_rows"]))
+    return select_points(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
 
 
 def one(params, problem, depth, variant, seed, lbfgs, store):
