@@ -6,6 +6,9 @@ step for step, float64). So the gap between our baseline and DeepXDE is in these
 rounding, benchmarks/fast_path_drift.py): `ours` (the study's conventions before this measurement), `deepxde`
 (all of DeepXDE's), and `deepxde` with one of ours at a time (`deepxde+box`, `deepxde+lhs`, `deepxde+domain`,
 `deepxde+history50`). The Adam phase is shared by the variants that differ only in the L-BFGS history.
+`deepxde+lhs-per-seed` is `deepxde+lhs` on a new Latin hypercube point set for every seed (point set k with training
+seed k), where `deepxde+lhs` keeps point set 0: the sampler's effect over its point sets, not one set's (DeepXDE's
+Hammersley set is deterministic, the same for every seed).
 
 Resumable per seed: each (problem, depth, Adam variant, seed) is written at once to
 <out's stem>/<problem>-<depth>-<variant>/seed<k>.json with the key of its settings and the source files it runs,
@@ -48,14 +51,21 @@ ADAM_VARIANTS = {   # name -> (conventions of the Adam phase, {finish variant: L
     "deepxde+box": (dataclasses.replace(DEEPXDE, input_map="box"), {"deepxde+box": 100}),
     "deepxde+lhs": (dataclasses.replace(DEEPXDE, sampler="lhs"), {"deepxde+lhs": 100}),
     "deepxde+domain": (dataclasses.replace(DEEPXDE, residual_points="domain"), {"deepxde+domain": 100}),
+    "deepxde+lhs-per-seed": (dataclasses.replace(DEEPXDE, sampler="lhs"), {"deepxde+lhs-per-seed": 100}),
 }
+POINTS_PER_SEED = {"deepxde+lhs-per-seed"}   # the point set's seed is the training seed (else point set 0)
 VARIANTS = [v for _, finishes in ADAM_VARIANTS.values() for v in finishes]
 
 
 def seed_settings(cfg, problem, depth, variant, seed, lbfgs) -> dict:
     conv = ADAM_VARIANTS[variant][0]
-    return {"problem": problem, "depth": depth, "variant": variant, "seed": seed, "lbfgs_iters": lbfgs,
+    points = {"points_seed": points_seed(variant, seed)} if variant in POINTS_PER_SEED else {}
+    return {"problem": problem, "depth": depth, "variant": variant, "seed": seed, "lbfgs_iters": lbfgs, **points,
             **dataclasses.replace(cfg, conventions=conv).run_settings("adamw")}
+
+
+def points_seed(variant: str, seed: int) -> int:
+    return seed if variant in POINTS_PER_SEED else 0
 
 
 def seed_file(store: Path, problem, depth, variant, seed) -> Path:
@@ -77,11 +87,11 @@ def read_seed(store, settings) -> dict | None:
     return stored["result"] if stored.get("key") == key_of(settings) else None
 
 
-def study_data(cfg, problem: str, conv: Conventions) -> PinnData:
-    """The params' point counts for `problem`, sampled and assembled by the conventions `conv`, in float32 (the points
-    pinn/stages/generate.py writes, seed 0, as the trainer loads them; the held-out selection's own loader)."""
+def study_data(cfg, problem: str, conv: Conventions, points_seed: int = 0) -> PinnData:
+    """The params' point counts for `problem`, sampled and assembled by the conventions `conv`, in float32 (with seed
+    0, the points pinn/stages/generate.py writes, as the trainer loads them; the held-out selection's own loader)."""
     pts = cfg.points[problem]
-    return select_points(problem, pts.domain, pts.boundary, 0, conv.sampler, conv.residual_points)
+    return select_points(problem, pts.domain, pts.boundary, points_seed, conv.sampler, conv.residual_points)
 
 
 def one(params, problem, depth, variant, seed, lbfgs, store):
@@ -90,7 +100,7 @@ def one(params, problem, depth, variant, seed, lbfgs, store):
     cfg = load(params)
     conv, finishes = ADAM_VARIANTS[variant]
     cfg = dataclasses.replace(cfg, conventions=conv, optimizers={"adamw": cfg.optimizers["adamw"]})
-    data = study_data(cfg, problem, conv)
+    data = study_data(cfg, problem, conv, points_seed(variant, seed))
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
     state = {k: v.clone() for k, v in res.model.state_dict().items()}
     out = {"adam": {"rel_l2": rel_l2(predict(res.model, data), data.reference), "loss": res.final_loss,
