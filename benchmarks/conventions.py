@@ -11,9 +11,10 @@ seed k), where `deepxde+lhs` keeps point set 0: the sampler's effect over its po
 Hammersley set is deterministic, the same for every seed).
 
 Resumable per seed: each (problem, depth, Adam variant, seed) is written at once to
-<out's stem>/<problem>-<depth>-<variant>/seed<k>.json with the key of its settings and the source files it runs,
+<store, default: out's stem>/<problem>-<depth>-<variant>/seed<k>.json with the key of its settings and the source files it runs,
 and kept on a rerun whose key matches; so it can run in parts, one per core beside other work. Prints one line
-per seed, then the table (median [min-max] over seeds; test-grid errors for the comparison with DeepXDE only:
+per seed, then the table (median [min-max] over seeds, and how many seeds end below 1e-2 after L-BFGS with Fisher's
+exact test, one-sided, against the `deepxde` row of the cell; test-grid errors for the comparison with DeepXDE only:
 nothing is chosen by them here — the study's conventions are chosen by held-out loss, pinn.stages.select).
 
     python benchmarks/conventions.py --params params_cpu_study.yaml --problems burgers helmholtz --depths 8 32 \
@@ -34,6 +35,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]   # the experiments run from the re
 
 import torch
 from pinn_vs_deepxde import cpu_name
+from scipy.stats import fisher_exact
 
 from pinn.config import Conventions, load
 from pinn.finish import lbfgs_finish
@@ -134,6 +136,19 @@ def cell(values) -> str:
     return f"{statistics.median(v):.3g} [{min(v):.3g}-{max(v):.3g}] ({len(v)})" if v else "-"
 
 
+GOOD = 1e-2   # the rel. L2 after L-BFGS that the two Burgers basins straddle (about 3e-3 or 0.2-0.8)
+
+
+def below(values: list, reference: list) -> str:
+    """'k of n' below GOOD, and Fisher's exact one-sided p that `reference` has more seeds below than `values`."""
+    n, k = len(values), sum(v < GOOD for v in values)
+    if not n or not reference or values is reference:
+        return f"{k} of {n}" if n else "-"
+    kr = sum(v < GOOD for v in reference)
+    p = fisher_exact([[kr, len(reference) - kr], [k, n - k]], alternative="greater")[1]
+    return f"{k} of {n} (p = {p:.2g})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params_cpu_study.yaml")
@@ -146,9 +161,10 @@ def main():
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--deepxde", type=Path, default=None, help="a deepxde_reference.py output, printed beside")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--store", type=Path, default=None, help="the seed files' folder (default: --out's stem)")
     args = ap.parse_args()
     cfg = load(args.params)
-    store = args.out.with_suffix("")
+    store = args.store or args.out.with_suffix("")
     todo = [(args.params, p, d, v, s, args.lbfgs, store) for d in args.depths for p in args.problems
             for s in args.seeds for v in args.variants
             if read_seed(store, seed_settings(cfg, p, d, v, s, args.lbfgs)) is None]
@@ -157,28 +173,33 @@ def main():
     with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
         for _ in pool.imap_unordered(_one, todo):
             pass
-    reference = json.loads(args.deepxde.read_text())["deepxde"] if args.deepxde else {}
-    table, lines = {}, ["| problem | depth | variant | rel. L2 after Adam | after L-BFGS | L-BFGS iterations |",
-                        "|---|---|---|---|---|---|"]
+    deepxde_runs = json.loads(args.deepxde.read_text())["deepxde"] if args.deepxde else {}
+    header = (f"| problem | depth | variant | rel. L2 after Adam | after L-BFGS | below {GOOD:g} after L-BFGS "
+              "| L-BFGS iterations |")
+    table, lines = {}, [header, "|---|---|---|---|---|---|---|"]
     for p in args.problems:
         for d in args.depths:
+            rows = table.setdefault(p, {}).setdefault(str(d), {})
             for v, (_, finishes) in ADAM_VARIANTS.items():
                 got = [read_seed(store, seed_settings(cfg, p, d, v, s, args.lbfgs)) for s in args.seeds]
                 got = [r for r in got if r is not None]
                 for name in finishes:
-                    row = {"adam": [r["adam"]["rel_l2"] for r in got],
-                           "lbfgs": [r["lbfgs"][name]["rel_l2"] for r in got],
-                           "iters": [r["lbfgs"][name]["iters"] for r in got]}
-                    table.setdefault(p, {}).setdefault(str(d), {})[name] = row
-                    lines.append(f"| {p} | {d} | {name} | {cell(row['adam'])} | {cell(row['lbfgs'])} | "
-                                 f"{min(row['iters'], default='-')}-{max(row['iters'], default='-')} |")
-            dx = reference.get(p, {}).get(str(d))
+                    rows[name] = {"adam": [r["adam"]["rel_l2"] for r in got],
+                                  "lbfgs": [r["lbfgs"][name]["rel_l2"] for r in got],
+                                  "iters": [r["lbfgs"][name]["iters"] for r in got]}
+            for name, row in rows.items():
+                lines.append(f"| {p} | {d} | {name} | {cell(row['adam'])} | {cell(row['lbfgs'])} | "
+                             f"{below(row['lbfgs'], rows['deepxde']['lbfgs'])} | "
+                             f"{min(row['iters'], default='-')}-{max(row['iters'], default='-')} |")
+            dx = deepxde_runs.get(p, {}).get(str(d))
             if dx:
                 lines.append(f"| {p} | {d} | DeepXDE out of the box | {cell(dx['rel_l2_seeds'])} | "
-                             f"{cell(dx.get('rel_l2_lbfgs_seeds', []))} | {dx.get('lbfgs_iters', '-')} |")
+                             f"{cell(dx.get('rel_l2_lbfgs_seeds', []))} | "
+                             f"{below(dx.get('rel_l2_lbfgs_seeds', []), [])} | {dx.get('lbfgs_iters', '-')} |")
     print("\n".join(lines))
     write_json(args.out, {"settings": {"params": args.params, "lbfgs_iters": args.lbfgs, "cpu": cpu_name(),
-                                       "control": "adamw", "seed_files": str(store)}, "rel_l2": table})
+                                       "control": "adamw", "seed_files": str(store),
+                                       "seeds": args.seeds}, "rel_l2": table})
     print(f"wrote {args.out}")
 
 
