@@ -61,7 +61,7 @@ VARIANTS = [v for _, finishes in ADAM_VARIANTS.values() for v in finishes]
 
 def seed_settings(cfg, problem, depth, variant, seed, lbfgs) -> dict:
     conv = ADAM_VARIANTS[variant][0]
-    points = {"points_seed": points_seed(variant, seed)} if variant in POINTS_PER_SEED else {}
+    points = {"points_seed": seed} if variant in POINTS_PER_SEED else {}   # the other variants' keys stay as they were
     return {"problem": problem, "depth": depth, "variant": variant, "seed": seed, "lbfgs_iters": lbfgs, **points,
             **dataclasses.replace(cfg, conventions=conv).run_settings("adamw")}
 
