@@ -180,6 +180,15 @@ def run_key(cfg: CnnConfig, arch: str, variant: str, world: int, train_set) -> s
                         runs.source_files(SOURCES))
 
 
+# A finished run's checkpoint keeps its weights, history and gradient scales (what a rerun with more seeds reads
+# back instead of retraining), not these: ResNet-50's AdamW moments are twice its weights (282 MB -> 94 MB).
+FINISHED_WITHOUT = ("optimizer", "scheduler")
+
+
+def _finished(st: RunState, cfg: CnnConfig) -> bool:
+    return st.diverged or st.epoch >= cfg.epochs
+
+
 def _stuck_since(history: list[dict], cfg: CnnConfig) -> int | None:
     """First epoch of a stretch of `patience` epochs (ending now) with training accuracy at chance."""
     chance = cfg.collapse.chance_factor / cfg.num_classes
@@ -240,6 +249,8 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
         nonlocal st
         run = RunState(**ck["run"])
         for part, name in zip(parts, ("model", "optimizer", "scheduler", "recorder")):
+            if ck[name] is None and name in FINISHED_WITHOUT and _finished(run, cfg):
+                continue
             part.load_state_dict(ck[name])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
@@ -251,7 +262,7 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
         print(f"[cnn] resuming {arch}/{variant} seed {cfg.seed} from epoch {st.epoch} ({checkpoint})", flush=True)
 
     chance = 1.0 / cfg.num_classes
-    while st.epoch < cfg.epochs and not st.diverged:
+    while not _finished(st, cfg):
         if stop_after_epoch is not None and st.epoch >= stop_after_epoch:
             break
         epoch = st.epoch + 1
@@ -307,12 +318,15 @@ def train(cfg: CnnConfig, arch: str, variant: str, *, checkpoint: str | Path | N
         st.epoch = epoch
         if d.main:
             if progress:
-                print(f"[cnn] {arch}/{variant} epoch {epoch}: loss {train_loss:.4f} train {train_acc:.3f} "
+                print(f"[cnn] {arch}/{variant} seed {cfg.seed} epoch {epoch}: loss {train_loss:.4f} "
+                      f"train {train_acc:.3f} "
                       + (f"val {val_acc:.3f} " if val_set is not None else "") + f"test {test_acc:.3f}"
                       + (" DIVERGED" if st.diverged else ""), flush=True)
+            done = _finished(st, cfg)
             runs.save_checkpoint(checkpoint, key, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
+                "model": model.state_dict(), "optimizer": None if done else opt.state_dict(),
+                "scheduler": None if done else sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None and not done else None,
                 "recorder": recorder.state_dict(), "run": asdict(st)})
         if d.world > 1:
             dist.barrier()
