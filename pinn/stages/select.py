@@ -59,7 +59,7 @@ def heldout_loss(cfg, model, problem: str, data: PinnData) -> float:
     derivs = derivative_function(False, "aten")
     loss_r, loss_b, _ = pinn_losses(model, PROBLEMS[problem], x, len(data.domain), data.boundary_values, derivs,
                                     data.condition_rows)
-    return float(loss_r + cfg.boundary_weight * loss_b)
+    return float((loss_r + cfg.boundary_weight * loss_b).detach())
 
 
 def training(cfg, run: Run):
