@@ -66,10 +66,6 @@ def seed_settings(cfg, problem, depth, variant, seed, lbfgs) -> dict:
             **dataclasses.replace(cfg, conventions=conv).run_settings("adamw")}
 
 
-def points_seed(variant: str, seed: int) -> int:
-    return seed if variant in POINTS_PER_SEED else 0
-
-
 def seed_file(store: Path, problem, depth, variant, seed) -> Path:
     return store / f"{problem}-{depth}-{variant}" / f"seed{seed}.json"
 
@@ -99,10 +95,11 @@ def study_data(cfg, problem: str, conv: Conventions, points_seed: int = 0) -> Pi
 def one(params, problem, depth, variant, seed, lbfgs, store):
     """One seed of one Adam variant, then its L-BFGS finishes; written to its seed file."""
     torch.set_num_threads(1)
-    cfg = load(params)
+    base = load(params)
+    settings = seed_settings(base, problem, depth, variant, seed, lbfgs)
     conv, finishes = ADAM_VARIANTS[variant]
-    cfg = dataclasses.replace(cfg, conventions=conv, optimizers={"adamw": cfg.optimizers["adamw"]})
-    data = study_data(cfg, problem, conv, points_seed(variant, seed))
+    cfg = dataclasses.replace(base, conventions=conv, optimizers={"adamw": base.optimizers["adamw"]})
+    data = study_data(cfg, problem, conv, settings.get("points_seed", 0))
     res = train(cfg, problem, depth, "adamw", data, seed, progress=False)
     state = {k: v.clone() for k, v in res.model.state_dict().items()}
     out = {"adam": {"rel_l2": rel_l2(predict(res.model, data), data.reference), "loss": res.final_loss,
@@ -114,7 +111,6 @@ def one(params, problem, depth, variant, seed, lbfgs, store):
         out["lbfgs"][name] = {"rel_l2": fin.rel_l2, "loss": fin.loss, "iters": fin.iters, "stopped": fin.stopped,
                               "wall_time_s": round(fin.wall_time_s, 1)}
     out["cpu"], out["commit"] = cpu_name(), commit()
-    settings = seed_settings(load(params), problem, depth, variant, seed, lbfgs)
     write_json(seed_file(store, problem, depth, variant, seed), {"key": key_of(settings), "settings": settings,
                                                                 "result": out})
     after = ", ".join(f"{k} {v['rel_l2']:.2e}" for k, v in out["lbfgs"].items())
